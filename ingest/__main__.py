@@ -1,0 +1,67 @@
+"""The ingest process: serves the write endpoint (waitress threads) and publishes readings
+and, once a second, its counters on the bus."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import waitress
+import zmq
+
+from ingest.auth import Auth
+from ingest.channels import Channels, specs_from_config
+from ingest.server import WriteApp
+from ingest.stats import IngestStats
+from vzdivert import bus, child
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, runtime_dir, log = child.start("ingest", argv)
+    ctx = zmq.Context()
+    readings_sock = bus.bind(ctx, runtime_dir, "readings")
+    stats_sock = bus.bind(ctx, runtime_dir, "ingest_stats")
+    pub_lock = threading.Lock()  # zmq sockets are not thread-safe; waitress has threads
+    stats = IngestStats()
+
+    def publish(readings: list[dict]) -> None:
+        with pub_lock:
+            for r in readings:
+                readings_sock.send(bus.encode("reading", **r))
+
+    ing = cfg.ingest
+    channels = Channels(specs_from_config(cfg), cfg.watchdog.stale_after_s,
+                        ing.clock_skew_s, ing.clock_far_past_s)
+    app = WriteApp([ing.database], channels, Auth(ing.username, ing.password, ing.token),
+                   stats, publish, ing.max_body_bytes)
+    host, _, port = ing.listen.rpartition(":")
+    server = waitress.create_server(app, host=host.strip("[]"), port=int(port), threads=4,
+                                    max_request_body_size=ing.max_body_bytes,
+                                    channel_timeout=60, ident="vzdivert")
+    stopping = threading.Event()
+
+    def stats_loop() -> None:
+        while not stopping.wait(1.0):
+            with pub_lock:
+                stats_sock.send(bus.encode("ingest_stats", **stats.snapshot()))
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=stats_loop, name="stats", daemon=True).start()
+    log.info("listening on %s for database %r", ing.listen, ing.database)
+    try:
+        server.run()
+    except (OSError, ValueError):
+        if not stopping.is_set():
+            raise
+    log.info("stopped")
+    ctx.destroy(0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

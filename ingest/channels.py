@@ -1,0 +1,118 @@
+"""Which points are the grid power: one series (measurement + field + tag match) or a sum
+of several with sign/scale (import minus export, three phases). Also the freshness rules:
+only the newest point per channel counts, old replays never reach the controller, and a
+logger clock that is obviously wrong falls back to arrival time (and is reported)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.lineproto import Point
+from ingest.stats import IngestStats
+
+log = logging.getLogger("vzdivert.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    name: str
+    measurement: str
+    field: str
+    tags: tuple[tuple[str, str], ...] = ()
+    scale: float = 1.0
+
+    def matches(self, point: Point) -> bool:
+        return self.field in point.fields and all(point.tags.get(k) == v for k, v in self.tags)
+
+
+def specs_from_config(cfg: Any) -> list[ChannelSpec]:
+    """``[ingest] channels`` if given, else one channel from measurement/field/tags."""
+    ing = cfg.ingest
+    if not ing.channels:
+        return [ChannelSpec("grid", ing.measurement, ing.field, tuple(sorted(ing.tags.items())))]
+    specs = []
+    for i, ch in enumerate(ing.channels):
+        measurement = ch.get("measurement", ing.measurement)
+        specs.append(ChannelSpec(ch.get("name", f"{measurement}#{i}"), measurement,
+                                 ch.get("field", ing.field),
+                                 tuple(sorted(ch.get("tags", {}).items())),
+                                 float(ch.get("scale", 1.0))))
+    return specs
+
+
+class Channels:
+    def __init__(self, specs: list[ChannelSpec], stale_after_s: float, clock_skew_s: float = 60,
+                 clock_far_past_s: float = 86400, clock: Callable[[], float] = time.time):
+        self.specs = specs
+        self.by_measurement: dict[str, list[ChannelSpec]] = {}
+        for spec in specs:
+            self.by_measurement.setdefault(spec.measurement, []).append(spec)
+        self.stale_after_s, self.clock_skew_s = stale_after_s, clock_skew_s
+        self.clock_far_past_s, self.clock = clock_far_past_s, clock
+        self.latest: dict[str, tuple[float, float]] = {}  # name -> (scaled value, ts)
+        self.lock = threading.Lock()
+        self._last_clock_warning = 0.0
+
+    def accept(self, points: list[Point], stats: IngestStats) -> list[dict[str, Any]]:
+        """Readings to publish for one write (at most one; none if nothing fresh matched)."""
+        rx = self.clock()
+        newest: dict[str, tuple[float, float, ChannelSpec]] = {}
+        unmatched = superseded = 0
+        for point in points:
+            matched = False
+            for spec in self.by_measurement.get(point.measurement, ()):
+                if not spec.matches(point):
+                    continue
+                matched = True
+                value = point.fields[spec.field]
+                if isinstance(value, (bool, str)) or not math.isfinite(value):
+                    stats.reject("not_numeric" if isinstance(value, (bool, str))
+                                 else "not_finite")
+                    continue
+                ts = point.time_ns / 1e9 if point.time_ns is not None else rx
+                if spec.name in newest:
+                    superseded += 1
+                    if ts < newest[spec.name][0]:
+                        continue
+                newest[spec.name] = (ts, float(value), spec)
+            unmatched += not matched
+        if unmatched:
+            stats.count("unmatched", unmatched)
+        if superseded:
+            stats.count("superseded", superseded)
+        return self._update(newest, rx, stats)
+
+    def _update(self, newest: dict[str, tuple[float, float, ChannelSpec]], rx: float,
+                stats: IngestStats) -> list[dict[str, Any]]:
+        updated = False
+        with self.lock:
+            for name, (ts, value, spec) in newest.items():
+                if ts > rx + self.clock_skew_s or ts < rx - self.clock_far_past_s:
+                    stats.count("clock_fallback")
+                    self._warn_clock(name, ts, rx)
+                    ts = rx
+                elif rx - ts > self.stale_after_s:
+                    stats.reject("stale")
+                    continue
+                self.latest[name] = (value * spec.scale, ts)
+                stats.reading(name, value)
+                updated = True
+            if not updated:
+                return []
+            parts = [self.latest.get(spec.name) for spec in self.specs]
+            if any(p is None or rx - p[1] > self.stale_after_s for p in parts):
+                return []  # a combined value needs every channel fresh
+            ts = min(p[1] for p in parts)
+            return [{"grid_w": sum(p[0] for p in parts), "ts": ts, "rx": rx}]
+
+    def _warn_clock(self, name: str, ts: float, rx: float) -> None:
+        if rx - self._last_clock_warning > 60:
+            self._last_clock_warning = rx
+            log.warning("ingest: channel %s timestamp is %+.0f s off the local clock; using "
+                        "arrival time (check the logger's clock/NTP)", name, ts - rx)

@@ -1,0 +1,149 @@
+"""The InfluxDB-compatible HTTP front: a WSGI app answering as InfluxDB 1.x/2.x does, served
+by waitress. It parses writes, hands the points to the channel logic and publishes readings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from ingest.auth import Auth
+from ingest.channels import Channels
+from ingest.lineproto import PRECISIONS, parse
+from ingest.stats import IngestStats
+
+log = logging.getLogger("vzdivert.ingest")
+
+INFLUX_VERSION = "1.8.10"  # what /ping reports; clients only check that it is there
+StartResponse = Callable[..., Any]
+
+
+class WriteApp:
+    """WSGI callable. ``publish`` receives each batch's readings (already freshness-checked);
+    it is called with the stats lock released and must be thread-safe itself."""
+
+    def __init__(self, databases: Iterable[str], channels: Channels, auth: Auth,
+                 stats: IngestStats, publish: Callable[[list[dict[str, Any]]], None],
+                 max_body_bytes: int = 10_000_000):
+        self.databases = set(databases)
+        self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
+        self.max_body_bytes = max_body_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            if path == "/ping" and method in ("GET", "HEAD"):
+                return _respond(start_response, 204)
+            if path == "/write" and method == "POST":
+                return self.write(environ, start_response, query, query.get("db", ""))
+            if path == "/api/v2/write" and method == "POST":
+                return self.write(environ, start_response, query, query.get("bucket", ""))
+            if path == "/query" and method in ("GET", "POST"):
+                return self.query(environ, start_response, query)
+            if path == "/health" and method == "GET":
+                return _respond(start_response, 200, {"name": "vzdivert-ingest", "status": "pass"})
+            return _respond(start_response, 404, {"error": "not found"})
+        except Exception:  # answer something even on a bug, and keep serving
+            log.exception("ingest: internal error on %s %s", method, path)
+            return _respond(start_response, 500, {"error": "internal error"})
+
+    def write(self, environ: dict[str, Any], start_response: StartResponse,
+              query: dict[str, str], database: str) -> list[bytes]:
+        self.stats.count("requests")
+        if not self.auth.allows(environ, query):
+            self.stats.reject("unauthorized")
+            return _respond(start_response, 401, {"error": "authorization failed"})
+        if not database:
+            self.stats.reject("no_database")
+            return _respond(start_response, 400, {"error": "database is required"})
+        if database not in self.databases:
+            self.stats.reject("unknown_database")
+            return _respond(start_response, 404, {"error": f'database not found: "{database}"'})
+        precision = query.get("precision") or "ns"
+        if precision not in PRECISIONS:
+            self.stats.reject("bad_precision")
+            return _respond(start_response, 400, {"error": f"invalid precision {precision!r} "
+                                                  f"(allowed: {', '.join(PRECISIONS)})"})
+        body, problem = self.read_body(environ)
+        if problem is not None:
+            status, reason = problem
+            self.stats.reject(reason)
+            return _respond(start_response, status, {"error": reason.replace("_", " ")})
+        points, errors = parse(body, precision)
+        readings = self.channels.accept(points, self.stats)
+        if readings:
+            self.publish(readings)
+        self.stats.count("lines", len(points) + len(errors))
+        self.stats.count("points", len(points))
+        if errors:
+            self.stats.reject("parse_error", len(errors))
+            first = errors[0]
+            log.debug("ingest: %d bad lines, first: %s", len(errors), first.reason)
+            message = f"partial write: unable to parse '{first.text}': {first.reason}"
+            if len(errors) > 1:
+                message += f" (and {len(errors) - 1} more bad lines)"
+            return _respond(start_response, 400, {"error": message})
+        return _respond(start_response, 204)
+
+    def read_body(self, environ: dict[str, Any]) -> tuple[bytes, tuple[int, str] | None]:
+        """The raw body whatever the Content-Type (vzlogger sends a form type); gunzipped
+        with the same size limit, so a small bomb cannot inflate past it."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return b"", (400, "bad_content_length")
+        if length > self.max_body_bytes:
+            return b"", (413, "body_too_large")
+        body = environ["wsgi.input"].read(length) if length else b""
+        encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if encoding == "gzip":
+            try:
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                body = inflater.decompress(body, self.max_body_bytes + 1)
+            except zlib.error:
+                return b"", (400, "bad_gzip")
+            if len(body) > self.max_body_bytes or inflater.unconsumed_tail:
+                return b"", (413, "body_too_large")
+        elif encoding not in ("", "identity"):
+            return b"", (415, "unsupported_encoding")
+        return body, None
+
+    def query(self, environ: dict[str, Any], start_response: StartResponse,
+              query: dict[str, str]) -> list[bytes]:
+        """Just enough of /query for clients that probe at start (Telegraf, influxdb-python)."""
+        if not self.auth.allows(environ, query):
+            return _respond(start_response, 401, {"error": "authorization failed"})
+        q = query.get("q", "")
+        if environ["REQUEST_METHOD"] == "POST" and not q:
+            form = parse_qs(environ["wsgi.input"].read(
+                min(int(environ.get("CONTENT_LENGTH") or 0), 65536)).decode("utf-8", "replace"))
+            q = form.get("q", [""])[-1]
+        words = q.strip().upper().split()
+        if words[:2] == ["SHOW", "DATABASES"]:
+            series = [{"name": "databases", "columns": ["name"],
+                       "values": [[d] for d in sorted(self.databases)]}]
+            return _respond(start_response, 200,
+                            {"results": [{"statement_id": 0, "series": series}]})
+        return _respond(start_response, 200, {"results": [{"statement_id": 0}]})
+
+
+def _respond(start_response: StartResponse, status: int, body: dict | None = None) -> list[bytes]:
+    reason = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+              404: "Not Found", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+              500: "Internal Server Error"}[status]
+    headers = [("X-Influxdb-Version", INFLUX_VERSION), ("X-Influxdb-Build", "OSS")]
+    if body is None:
+        start_response(f"{status} {reason}", headers)
+        return []
+    data = json.dumps(body).encode()
+    if status >= 400:
+        headers.append(("X-Influxdb-Error", body.get("error", "")[:200]))
+    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    start_response(f"{status} {reason}", headers)
+    return [data]
+

@@ -1,0 +1,55 @@
+"""Diverted-energy counter: integrates the modelled load power only while the output is
+really on, keeps today and total, and persists atomically (at most ``save_every_s`` lost on
+a crash, nothing on a clean stop)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vzdivert.persist import read_json, write_json
+
+ENERGY_FILE = "energy.json"
+
+
+class EnergyCounter:
+    def __init__(self, state_dir: str | Path, save_every_s: float = 60.0):
+        self.path = Path(state_dir) / ENERGY_FILE
+        self.save_every_s = save_every_s
+        data = read_json(self.path, {}) or {}
+        self.total_wh = float(data.get("total_wh", 0.0))
+        self.day = data.get("day", _today())
+        self.today_wh = float(data.get("today_wh", 0.0)) if self.day == _today() else 0.0
+        self.day = _today()
+        self._last_save = time.monotonic()
+        self._dirty = False
+
+    def add(self, power_w: float, dt_s: float) -> None:
+        """Account ``power_w`` held for ``dt_s``. Callers pass 0 W while the output is off
+        or the data are stale, so a counter can never run on a last value."""
+        if power_w <= 0 or dt_s <= 0:
+            return
+        wh = power_w * dt_s / 3600.0
+        self.total_wh += wh
+        self.today_wh += wh
+        self._dirty = True
+
+    def tick(self, now_mono: float) -> None:
+        """Roll the day over and save if due; cheap enough to call every loop."""
+        if now_mono - self._last_save < self.save_every_s:
+            return
+        self._last_save = now_mono
+        today = _today()
+        if today != self.day:
+            self.day, self.today_wh, self._dirty = today, 0.0, True
+        if self._dirty:
+            self.save()
+
+    def save(self) -> None:
+        write_json(self.path, {"total_wh": round(self.total_wh, 6),
+                               "today_wh": round(self.today_wh, 6), "day": self.day})
+        self._dirty = False
+
+
+def _today() -> str:
+    return time.strftime("%Y-%m-%d")

@@ -1,0 +1,59 @@
+"""Real-time setup for the worker: SCHED_FIFO, CPU pinning, locked memory, a quiet GC.
+Each step is applied where permitted; what could not be applied is reported together with
+the systemd setting that grants it (the worker still runs, just with less isolation)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+from typing import Any
+
+MCL_CURRENT, MCL_FUTURE = 1, 2
+
+GRANTS = {
+    "sched_fifo": "LimitRTPRIO=<prio> or AmbientCapabilities=CAP_SYS_NICE",
+    "affinity": "a cpu index that exists (see nproc); isolcpus= to keep others off it",
+    "mlockall": "LimitMEMLOCK=infinity or AmbientCapabilities=CAP_IPC_LOCK",
+}
+
+
+def apply(priority: int, cpu: int, lock_memory: bool) -> dict[str, Any]:
+    """Apply what is asked (priority 0 / cpu -1 / lock_memory False skip a step); returns
+    {step: True | "reason it failed"}."""
+    report: dict[str, Any] = {}
+    if priority > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            report["sched_fifo"] = True
+        except (OSError, AttributeError) as exc:
+            report["sched_fifo"] = f"{exc} (grant with {GRANTS['sched_fifo']})"
+    if cpu >= 0:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            report["affinity"] = True
+        except (OSError, AttributeError) as exc:
+            report["affinity"] = f"{exc} (use {GRANTS['affinity']})"
+    if lock_memory:
+        report["mlockall"] = _mlockall()
+    return report
+
+
+def _mlockall() -> bool | str:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
+            return True
+        err = ctypes.get_errno()
+        return f"{os.strerror(err)} (grant with {GRANTS['mlockall']})"
+    except (OSError, AttributeError) as exc:
+        return f"{exc} (grant with {GRANTS['mlockall']})"
+
+
+def quiet_gc() -> None:
+    """Move everything allocated at start-up out of the collector's sight and make the
+    young-generation threshold large: the loop allocates little, so collections are rare."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)

@@ -1,0 +1,40 @@
+"""Loop statistics without per-sample allocation: a fixed ring of latencies (arrival at the
+ingest to output written) and of step times, summarised on demand."""
+
+from __future__ import annotations
+
+from array import array
+
+RING = 256
+
+
+class LoopStats:
+    def __init__(self, deadline_s: float = 0.010):
+        self.deadline_s = deadline_s
+        self.latency_s = array("d", bytes(8 * RING))
+        self.step_ns = array("q", bytes(8 * RING))
+        self.n = 0
+        self.missed = 0
+        self.dropped_old = 0
+
+    def record(self, rx_wall: float, done_wall: float, step_ns: int) -> None:
+        latency = done_wall - rx_wall
+        i = self.n % RING
+        self.latency_s[i] = latency
+        self.step_ns[i] = step_ns
+        self.n += 1
+        if latency > self.deadline_s:
+            self.missed += 1
+
+    def summary(self) -> dict[str, float | int]:
+        k = min(self.n, RING)
+        if not k:
+            return {"samples": 0, "missed": self.missed, "dropped_old": self.dropped_old}
+        lat = sorted(self.latency_s[:k])
+        steps = sorted(self.step_ns[:k])
+        return {
+            "samples": self.n, "missed": self.missed, "dropped_old": self.dropped_old,
+            "latency_p50_ms": lat[k // 2] * 1e3, "latency_p99_ms": lat[(k * 99) // 100] * 1e3,
+            "latency_max_ms": lat[-1] * 1e3, "jitter_ms": (lat[-1] - lat[0]) * 1e3,
+            "step_p50_us": steps[k // 2] / 1e3, "step_max_us": steps[-1] / 1e3,
+        }

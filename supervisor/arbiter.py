@@ -1,0 +1,165 @@
+"""The supervisor's loop (circus calls it the arbiter): start the children, restart the dead
+ones with backoff, kill a hung worker, publish health, answer commands. Whenever the worker
+is gone, the output is driven to 0 through the supervisor's own handle *before* anything is
+restarted: pigpiod and kernel PWM keep the last duty when their client dies."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from rtworker.drivers import force_off
+from supervisor.children import Child
+from supervisor.commands import Commands
+from vzdivert import bus
+from vzdivert.config import Config
+
+log = logging.getLogger("vzdivert.supervisor")
+
+TICK_S = 0.1
+HEALTH_EVERY_S = 1.0
+WORKER_START_GRACE_S = 15.0  # first heartbeat may take this long (imports on a Pi 3)
+
+
+class Arbiter:
+    def __init__(self, base_cfg: Config, config_path: str, runtime_dir: Path,
+                 extra_children: tuple[str, ...] = (),
+                 notify: Callable[[str], None] | None = None):
+        self.base_cfg, self.runtime_dir = base_cfg, runtime_dir
+        args = ["--config", str(config_path), "--runtime-dir", str(runtime_dir)]
+        names = ("rtworker", "ingest", "webui", *extra_children)
+        modules = {"house": "vzdivert.house"}
+        self.children = {n: Child(n, modules.get(n, n), args) for n in names}
+        self.ctx = zmq.Context()
+        self.commands = Commands(self, base_cfg)
+        self.notify = notify or (lambda state: None)
+        self.running = True
+        self.last_heartbeat = 0.0
+        self.worker_state: dict[str, Any] = {}
+        self.output_off_ok: bool | None = None
+        self.ready = False
+
+    @property
+    def cfg(self) -> Config:
+        return self.commands.cfg
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        rep = bus.bind(self.ctx, self.runtime_dir, "supervisor")
+        health = bus.bind(self.ctx, self.runtime_dir, "health")
+        state = bus.subscribe(self.ctx, self.runtime_dir, "state", conflate=True)
+        poller = zmq.Poller()
+        poller.register(rep, zmq.POLLIN)
+        poller.register(state, zmq.POLLIN)
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.drive_output_off("start-up")
+        for child in self.children.values():
+            self.spawn(child)
+        next_health = 0.0
+        try:
+            while self.running:
+                events = dict(poller.poll(int(TICK_S * 1000)))
+                if state in events:
+                    self.worker_state = bus.decode(state.recv(), expect="state")
+                    self.last_heartbeat = time.monotonic()
+                    if not self.ready:
+                        self.ready = True
+                        self.notify("READY=1")
+                if rep in events:
+                    bus.serve_one(rep, self.commands.handlers)
+                self.watch()
+                now = time.monotonic()
+                if now >= next_health:
+                    next_health = now + HEALTH_EVERY_S
+                    health.send(bus.encode("health", ts=time.time(),
+                                           processes=self.processes(),
+                                           settings=self.cfg.tunables()))
+                    if self.healthy():
+                        self.notify("WATCHDOG=1")
+        finally:
+            self.shutdown()
+        return 0
+
+    def stop(self, signum: int, frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.running = False
+
+    def spawn(self, child: Child) -> None:
+        child.start()
+        if child.name == "rtworker":
+            self.last_heartbeat = 0.0
+        log.info("started %s (pid %d)", child.name, child.pid)
+
+    def watch(self) -> None:
+        now = time.monotonic()
+        worker = self.children["rtworker"]
+        if worker.alive and self.worker_hung(worker, now):
+            log.error("rtworker (pid %d) silent for %.1f s: killing it", worker.pid,
+                      now - max(self.last_heartbeat, worker.started_mono))
+            worker.kill()
+        for child in self.children.values():
+            code = child.reap()
+            if code is not None:
+                log.warning("%s %s", child.name, child.last_exit)
+                if child.name == "rtworker":
+                    self.drive_output_off(f"rtworker {child.last_exit}")
+            if child.proc is None and now >= child.next_start_mono and self.running:
+                child.restarts += 1
+                self.spawn(child)
+
+    def worker_hung(self, worker: Child, now: float) -> bool:
+        if self.last_heartbeat < worker.started_mono:  # no heartbeat from this one yet
+            return now - worker.started_mono > WORKER_START_GRACE_S
+        return now - self.last_heartbeat > self.cfg.supervisor.hang_after_s
+
+    def drive_output_off(self, why: str) -> None:
+        """The supervisor's own path to a safe output; the worker must be gone (or not yet
+        started), else the two would fight over the pin."""
+        try:
+            force_off(self.cfg, self.runtime_dir)
+            self.output_off_ok = True
+            log.info("output driven to 0 (%s)", why)
+        except Exception as exc:  # nothing else can be done from here: say it loudly
+            self.output_off_ok = False
+            log.error("could not drive the output to 0 (%s): %s", why, exc)
+
+    def healthy(self) -> bool:
+        now = time.monotonic()
+        return (all(c.alive for c in self.children.values())
+                and now - self.last_heartbeat < self.cfg.supervisor.hang_after_s)
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        return {name: child.describe() for name, child in self.children.items()}
+
+    def worker_call(self, cmd: str, **args: Any) -> Any:
+        req = bus.Requester(self.ctx, self.runtime_dir, "rtworker", timeout_s=1.0)
+        try:
+            return req.call(cmd, **args)
+        finally:
+            req.close()
+
+    def shutdown(self) -> None:
+        """Worker first (its own shutdown writes 0), then our own 0, then the rest."""
+        self.notify("STOPPING=1")
+        self.children["rtworker"].terminate(2.0)
+        self.children["rtworker"].reap()
+        self.drive_output_off("shutdown")
+        rest = [c for n, c in self.children.items() if n != "rtworker" and c.alive]
+        for child in rest:
+            child.proc.terminate()
+        deadline = time.monotonic() + 2.0
+        for child in rest:
+            try:
+                child.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        self.ctx.destroy(0)
+        log.info("stopped")

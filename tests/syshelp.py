@@ -1,0 +1,151 @@
+"""Test helpers for end-to-end tests: free ports, a whole `vzdivert run` in its own process
+group, vzlogger-shaped writes, and polling with deadlines (never fixed sleeps)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.02,
+             what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the system may still be starting
+            last_exc = exc
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}"
+                         + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+def vzlogger_post(port: int, body: str | bytes, db: str = "vzlogger",
+                  conn: http.client.HTTPConnection | None = None,
+                  headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """POST exactly as vzlogger's influxdb api does (curl defaults: form content type)."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    data = body.encode() if isinstance(body, str) else body
+    conn.request("POST", f"/write?db={db}&precision=ms", body=data,
+                 headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "*/*",
+                          **(headers or {})})
+    resp = conn.getresponse()
+    result = resp.status, resp.read()
+    if own:
+        conn.close()
+    return result
+
+
+def reading(grid_w: float, measurement: str = "leistung", ts_ms: int | None = None) -> str:
+    ts_ms = int(time.time() * 1000) if ts_ms is None else ts_ms
+    return f"{measurement} value={grid_w:.6f} {ts_ms}\n"
+
+
+def write_config(path: Path, state_dir: Path, ingest_port: int, ui_port: int,
+                 output: str, extra: str = "") -> Path:
+    path.write_text(f"""
+[ingest]
+listen = "127.0.0.1:{ingest_port}"
+
+[output]
+{output}
+
+[watchdog]
+stale_after_s = 2
+
+[webui]
+listen = "127.0.0.1:{ui_port}"
+
+[state]
+dir = "{state_dir}"
+{extra}
+""")
+    return path
+
+
+class System:
+    """A running `vzdivert run` (supervisor + children) in its own process group."""
+
+    def __init__(self, tmp: Path, output: str, extra: str = ""):
+        self.tmp = tmp
+        self.ingest_port, self.ui_port = free_port(), free_port()
+        self.state_dir = tmp / "state"
+        self.config = write_config(tmp / "vzdivert.toml", self.state_dir, self.ingest_port,
+                                   self.ui_port, output, extra)
+        self.log_path = tmp / "system.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 30.0) -> System:
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vzdivert.cli", "run", "--config", str(self.config)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+            env={**os.environ, "VZDIVERT_LOG": "DEBUG"})
+        wait_for(lambda: self.all_alive(), timeout_s, what="all processes alive")
+        return self
+
+    def all_alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"supervisor exited {self.proc.returncode}:\n{self.logs()}")
+        state = self.state()
+        return all(p["alive"] for p in state["processes"].values()) and state.get("ts")
+
+    def state(self) -> dict[str, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.ui_port, timeout=3)
+        try:
+            conn.request("GET", "/api/state")
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise AssertionError(f"/api/state -> {resp.status}: {body[:200]!r}")
+            return json.loads(body)
+        finally:
+            conn.close()
+
+    def post(self, grid_w: float, ts_ms: int | None = None) -> int:
+        status, _ = vzlogger_post(self.ingest_port, reading(grid_w, ts_ms=ts_ms))
+        return status
+
+    def pid(self, name: str) -> int:
+        return self.state()["processes"][name]["pid"]
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def terminate(self, timeout_s: float = 5.0) -> int:
+        """SIGTERM the supervisor; returns its exit code (fails if it takes too long)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def kill_all(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(5)
+        self.log.close()

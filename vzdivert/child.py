@@ -1,0 +1,37 @@
+"""What every child process does at start: parse ``--config/--runtime-dir``, set up
+logging, load the effective config (file + persisted settings)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from vzdivert import config as configmod
+from vzdivert.config import Config, ConfigError
+from vzdivert.settings import SettingsStore
+
+
+def setup_logging(name: str) -> logging.Logger:
+    """One line per event on stderr (journald adds time and unit); level from VZDIVERT_LOG."""
+    level = os.environ.get("VZDIVERT_LOG", "INFO").upper()
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format=f"{name}[%(process)d] %(levelname)s %(message)s")
+    return logging.getLogger(f"vzdivert.{name}")
+
+
+def start(name: str, argv: list[str] | None = None) -> tuple[Config, Path, logging.Logger]:
+    parser = argparse.ArgumentParser(prog=f"vzdivert-{name}")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--runtime-dir", required=True)
+    args = parser.parse_args(argv)
+    log = setup_logging(name)
+    try:
+        base = configmod.load(args.config)
+        cfg = SettingsStore(base.state.dir).apply(base)
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        raise SystemExit(2) from exc
+    return cfg, Path(args.runtime_dir), log

@@ -1,0 +1,102 @@
+"""The `vzdivert` command: run, demo, check-config, parse, safe-off and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vzdivert import config as configmod
+from vzdivert.config import ConfigError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from supervisor.__main__ import run
+
+    return run(args.config)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from supervisor.demo import demo
+
+    return demo(args)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = configmod.load(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"# {args.file}: valid. Effective configuration:")
+    print(configmod.render(cfg, comments=False), end="")
+    return 0
+
+
+def cmd_safe_off(args: argparse.Namespace) -> int:
+    """For systemd's ExecStopPost (runs after crashes too) and for people at the console."""
+    from rtworker.drivers import OutputError, force_off
+    from vzdivert import bus
+
+    try:
+        cfg = configmod.load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    runtime_dir = args.runtime_dir or bus.make_runtime_dir()
+    try:
+        force_off(cfg, runtime_dir)
+    except OutputError as exc:
+        print(f"vzdivert safe-off: FAILED, the output may still be on: {exc}", file=sys.stderr)
+        return 1
+    print(f"vzdivert safe-off: {cfg.output.driver} output gpio {cfg.output.gpio} set to 0")
+    return 0
+
+
+def cmd_example_config(args: argparse.Namespace) -> int:
+    print(configmod.render(), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vzdivert", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the diverter (what systemd starts)")
+    p.add_argument("--config", required=True, help="TOML config file")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the whole system on a simulated house, no hardware")
+    p.add_argument("--port", type=int, default=8081, help="web UI port (default 8081)")
+    p.add_argument("--ingest-port", type=int, default=0, help="ingest port (default: free)")
+    p.add_argument("--state-dir", default="", help="keep settings here (default: temporary)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check-config", help="validate a config file, print the effective config")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("safe-off", help="set the configured output to 0 and exit")
+    p.add_argument("--config", required=True)
+    p.add_argument("--runtime-dir", default="", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_safe_off)
+
+    p = sub.add_parser("example-config", help="print the commented example config")
+    p.set_defaults(func=cmd_example_config)
+
+    from ingest import parse_cmd
+
+    p = sub.add_parser("parse", help="parse a line-protocol body from stdin, print JSON")
+    parse_cmd.add_arguments(p)
+    p.set_defaults(func=parse_cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,347 @@
+"""The configuration schema: one table of keys from which validation, `check-config`,
+the example file and the UI's help text are all derived (Klipper-style: name, default and
+range sit together, and every error names ``section.key``)."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or a settings change is invalid; ``errors`` lists one message per key."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    type: type
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    unit: str = ""
+    tunable: bool = False  # may be changed live (web UI, API, MQTT) and is persisted
+    check: Callable[[Any], str | None] | None = None  # extra rule: returns an error or None
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        kind = {float: "a number", int: "an integer", str: "a string", bool: "true or false",
+                list: "a list of tables", dict: "a table"}[self.type]
+        if self.min is not None and self.max is not None:
+            return f"{kind} from {self.min:g} to {self.max:g}"
+        if self.min is not None:
+            return f"{kind} >= {self.min:g}"
+        if self.max is not None:
+            return f"{kind} <= {self.max:g}"
+        return kind
+
+    def coerce(self, value: Any) -> Any:
+        """Return the value in this key's type, or raise ValueError saying what is allowed."""
+        bad = ValueError(f"{self.path}: expected {self.allowed()}, got {value!r}")
+        if self.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise bad
+        elif self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise bad
+        elif not isinstance(value, self.type):
+            raise bad
+        if self.choices is not None and value not in self.choices:
+            raise bad
+        if self.min is not None and value < self.min:
+            raise bad
+        if self.max is not None and value > self.max:
+            raise bad
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ValueError(f"{self.path}: {problem}")
+        return value
+
+
+def _listen_check(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"expected HOST:PORT (e.g. '0.0.0.0:8080'), got {value!r}"
+    return None
+
+
+def _tags_check(value: dict) -> str | None:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return "tag keys and values must be strings"
+    return None
+
+
+_CHANNEL_KEYS = {"name": str, "measurement": str, "field": str, "tags": dict, "scale": (int, float)}
+
+
+def _channels_check(value: list) -> str | None:
+    for i, ch in enumerate(value):
+        if not isinstance(ch, dict):
+            return f"entry {i} must be a table"
+        for name, v in ch.items():
+            kind = _CHANNEL_KEYS.get(name)
+            if kind is None:
+                return f"entry {i}: unknown key {name!r} (allowed: {', '.join(_CHANNEL_KEYS)})"
+            if not isinstance(v, kind) or isinstance(v, bool):
+                return f"entry {i}: {name} has the wrong type ({v!r})"
+        if "tags" in ch and _tags_check(ch["tags"]):
+            return f"entry {i}: tag keys and values must be strings"
+    return None
+
+
+def _topic_check(value: str) -> str | None:
+    if not value or value.startswith("/") or value.endswith("/") or any(
+            c in value for c in "+#\0"):
+        return f"expected a topic without wildcards or leading/trailing '/', got {value!r}"
+    return None
+
+
+def _password_check(value: str) -> str | None:
+    if value.startswith("pbkdf2_sha256$"):
+        parts = value.split("$")
+        if len(parts) != 4 or not parts[1].isdigit() or not parts[2] or not parts[3]:
+            return "malformed hash (expected pbkdf2_sha256$ITERATIONS$SALT$HASH)"
+    return None
+
+
+HW_PWM_GPIOS = (12, 13, 18, 19)
+
+SCHEMA: tuple[Key, ...] = (
+    Key("ingest", "listen", str, "0.0.0.0:8080",
+        "Address the InfluxDB-compatible write endpoint listens on; vzlogger's `host` points here.",
+        check=_listen_check),
+    Key("ingest", "database", str, "vzlogger",
+        "Database (v1 `db`) or bucket (v2) that vzlogger writes to; others get 404."),
+    Key("ingest", "measurement", str, "leistung",
+        "Measurement name carrying the grid power (vzlogger's `measurement_name`)."),
+    Key("ingest", "field", str, "value", "Field holding the grid power in watts."),
+    Key("ingest", "tags", dict, {},
+        "Tags a point must carry to count, e.g. { uuid = \"4a2677c0-...\" } when several "
+        "channels post to the same measurement.", check=_tags_check),
+    Key("ingest", "channels", list, [],
+        "Combine several series into the grid power: a list of tables with measurement, field, "
+        "tags and scale (e.g. import scale 1, export scale -1). Empty: use measurement/field/"
+        "tags above.", check=_channels_check),
+    Key("ingest", "username", str, "", "Require this user (v1 Basic auth or u/p); empty: none."),
+    Key("ingest", "password", str, "", "Password for `username`."),
+    Key("ingest", "token", str, "", "Require `Authorization: Token <token>` (v2); empty: none."),
+    Key("ingest", "clock_skew_s", float, 60.0,
+        "A timestamp further than this in the future means the logger's clock is wrong: the "
+        "arrival time is used instead, and it is reported.", min=0, max=86400, unit="s"),
+    Key("ingest", "clock_far_past_s", float, 86400.0,
+        "A newest timestamp older than this means the logger's clock is wrong (arrival time "
+        "used, reported); younger but older than stale_after_s means a replayed old reading, "
+        "which is dropped.", min=60, max=10 * 365 * 86400, unit="s"),
+    Key("ingest", "max_body_bytes", int, 10_000_000,
+        "Largest request body accepted; bigger writes get 413.", min=1024, max=1_000_000_000,
+        unit="bytes"),
+    Key("output", "driver", str, "pigpio",
+        "Output back-end: pigpio (Pi <= 4) or sim (no hardware).",
+        choices=("pigpio", "sim")),
+    Key("output", "gpio", int, 12,
+        "BCM GPIO of the PWM output; 12, 13, 18 and 19 use hardware PWM.", min=0, max=53),
+    Key("output", "frequency_hz", int, 600,
+        "PWM frequency. Phase-fired modules read the duty at a few hundred Hz; an SSR wants a "
+        "few Hz so the meter can average it.", min=1, max=30_000_000, unit="Hz", tunable=True),
+    Key("output", "pigpio_host", str, "127.0.0.1", "Host of the pigpiod daemon."),
+    Key("output", "pigpio_port", int, 8888, "TCP port of the pigpiod daemon.", min=1, max=65535),
+    Key("load", "rating_w", float, 2000.0, "Power the load draws at full output.",
+        min=1, max=100_000, unit="W", tunable=True),
+    Key("load", "curve", str, "linear",
+        "Power-to-duty mapping: linear (SSR, burst firing) or pfc (phase-fired controller).",
+        choices=("linear", "pfc"), tunable=True),
+    Key("control", "target_w", float, 0.0,
+        "Grid power setpoint; negative allows some export, positive some import.",
+        min=-100_000, max=100_000, unit="W", tunable=True),
+    Key("control", "ki_per_s", float, 0.5,
+        "Integral gain: fraction of the power error corrected per second.",
+        min=0, max=10, unit="1/s", tunable=True),
+    Key("watchdog", "stale_after_s", float, 10.0,
+        "Output goes to 0 when no fresh reading arrived for this long.",
+        min=0.5, max=300, unit="s", tunable=True),
+    Key("rtworker", "priority", int, 50,
+        "SCHED_FIFO priority of the control loop; 0 = normal scheduling.", min=0, max=99),
+    Key("rtworker", "cpu", int, -1, "Pin the control loop to this CPU; -1 = no pinning.",
+        min=-1, max=1023),
+    Key("rtworker", "lock_memory", bool, True, "mlockall() the worker so it never pages."),
+    Key("rtworker", "heartbeat_s", float, 0.25,
+        "State is published at least this often; the supervisor treats silence as a hang.",
+        min=0.05, max=2, unit="s"),
+    Key("supervisor", "hang_after_s", float, 1.5,
+        "A worker silent this long is killed, the output driven to 0, and it is restarted.",
+        min=0.2, max=30, unit="s"),
+    Key("webui", "listen", str, "127.0.0.1:8081", "Address of the web UI.", check=_listen_check),
+    Key("webui", "password", str, "",
+        "Password for changes (user admin), plain text or a hash made by `vzdivert "
+        "hash-password` (pbkdf2_sha256$...); empty means no login, allowed only on loopback.",
+        check=_password_check),
+    Key("webui", "read_only_view", bool, False,
+        "With a password set: let anyone who can reach the UI view it (and /api/state) "
+        "without logging in; changes still need the password."),
+    Key("webui", "threads", int, 8,
+        "Web server threads; live-update streams may use all but two of them.", min=4, max=64),
+    Key("mqtt", "enabled", bool, False,
+        "Run the MQTT bridge: state to topics, Home Assistant discovery, settings commands."),
+    Key("mqtt", "host", str, "127.0.0.1", "Host of the MQTT broker."),
+    Key("mqtt", "port", int, 1883, "TCP port of the MQTT broker (8883 usually with tls).",
+        min=1, max=65535),
+    Key("mqtt", "tls", bool, False, "Connect with TLS, checking the broker against the system CAs."),
+    Key("mqtt", "username", str, "", "Broker user; empty: connect anonymously."),
+    Key("mqtt", "password", str, "", "Password for `username`."),
+    Key("mqtt", "client_id", str, "", "MQTT client id; empty: vzdivert-<hostname>."),
+    Key("mqtt", "topic_prefix", str, "vzdivert",
+        "Topics live under this prefix: <prefix>/state, <prefix>/availability, <prefix>/set/...",
+        check=_topic_check),
+    Key("mqtt", "discovery_prefix", str, "homeassistant",
+        "Home Assistant MQTT discovery prefix; empty: publish no discovery configs.",
+        check=lambda v: _topic_check(v) if v else None),
+    Key("mqtt", "publish_interval_s", float, 5.0,
+        "State is published this often, and at once when stale or saturation changes.",
+        min=0.5, max=3600, unit="s"),
+    Key("mqtt", "commands", bool, True,
+        "Accept settings changes on <prefix>/set/<setting> (validated like the web UI's)."),
+    Key("state", "dir", str, "/var/lib/vzdivert",
+        "Where settings and energy counters are persisted (must be writable)."),
+)
+
+KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}
+TUNABLES: dict[str, Key] = {k.name: k for k in SCHEMA if k.tunable}
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(k.section for k in SCHEMA))
+assert len(TUNABLES) == sum(k.tunable for k in SCHEMA), "tunable names must be unique"
+
+
+class Config:
+    """Validated, immutable configuration: ``cfg.control.target_w``; ``cfg.values`` by path."""
+
+    def __init__(self, values: dict[str, Any], source: str = "<defaults>"):
+        self.values = dict(values)
+        self.source = source
+        for section in SECTIONS:
+            ns = SimpleNamespace(**{k.name: self.values[k.path] for k in SCHEMA
+                                    if k.section == section})
+            setattr(self, section, ns)
+
+    def tunables(self) -> dict[str, Any]:
+        return {name: self.values[k.path] for name, k in TUNABLES.items()}
+
+    def with_settings(self, settings: dict[str, Any]) -> Config:
+        """A copy with live settings (flat tunable names) applied; raises ConfigError."""
+        values = dict(self.values)
+        errors = []
+        for name, value in settings.items():
+            key = TUNABLES.get(name)
+            if key is None:
+                errors.append(f"{name}: not a setting (allowed: {', '.join(sorted(TUNABLES))})")
+                continue
+            try:
+                values[key.path] = key.coerce(value)
+            except ValueError as exc:
+                errors.append(str(exc).replace(key.path, name, 1))
+        if errors:
+            raise ConfigError(errors)
+        return Config(values, self.source)
+
+
+def validate(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Check a parsed TOML document against SCHEMA; collect every problem before raising."""
+    errors: list[str] = []
+    values = {k.path: k.default for k in SCHEMA}
+    for section, table in data.items():
+        if section not in SECTIONS:
+            errors.append(f"{section}: unknown section (allowed: {', '.join(SECTIONS)})")
+            continue
+        if not isinstance(table, dict):
+            errors.append(f"{section}: expected a table [{section}]")
+            continue
+        for name, value in table.items():
+            key = KEYS.get(f"{section}.{name}")
+            if key is None:
+                known = ", ".join(k.name for k in SCHEMA if k.section == section)
+                errors.append(f"{section}.{name}: unknown key (allowed: {known})")
+                continue
+            try:
+                values[key.path] = key.coerce(value)
+            except ValueError as exc:
+                errors.append(str(exc))
+    errors.extend(_cross_checks(values))
+    if errors:
+        raise ConfigError([f"{source}: {e}" for e in errors])
+    return Config(values, source)
+
+
+def _cross_checks(values: dict[str, Any]) -> list[str]:
+    errors = []
+    host = values["webui.listen"].rpartition(":")[0].strip("[]")
+    if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
+        errors.append(f"webui.password: required when webui.listen is not loopback "
+                      f"(listen is {values['webui.listen']!r})")
+    return errors
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML config file; raises ConfigError naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return validate(data, str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def render(cfg: Config | None = None, comments: bool = True) -> str:
+    """The config as TOML: the example file (defaults, commented) or an effective config."""
+    values = cfg.values if cfg is not None else {k.path: k.default for k in SCHEMA}
+    out: list[str] = []
+    for section in SECTIONS:
+        if out:
+            out.append("")
+        out.append(f"[{section}]")
+        for key in (k for k in SCHEMA if k.section == section):
+            if comments:
+                unit = f" [{key.unit}]" if key.unit else ""
+                live = " Can be changed live from the web UI." if key.tunable else ""
+                out.append(f"# {key.help}{live}")
+                out.append(f"# Allowed: {key.allowed()}{unit}. Default: "
+                           f"{_toml_value(key.default)}.")
+            out.append(f"{key.name} = {_toml_value(values[key.path])}")
+    return "\n".join(out) + "\n"
