@@ -11,6 +11,7 @@ import zmq
 
 from ingest.auth import Auth
 from ingest.channels import Channels, specs_from_config
+from ingest.forward import Forwarder
 from ingest.server import WriteApp
 from ingest.stats import IngestStats
 from vzdivert import bus, child
@@ -32,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     ing = cfg.ingest
     channels = Channels(specs_from_config(cfg), cfg.watchdog.stale_after_s,
                         ing.clock_skew_s, ing.clock_far_past_s)
+    forward = None
+    if ing.forward_url:
+        forward = Forwarder(ing.forward_url, stats, ing.forward_token, ing.forward_username,
+                            ing.forward_password, ing.forward_queue).submit
     app = WriteApp([ing.database], channels, Auth(ing.username, ing.password, ing.token),
-                   stats, publish, ing.max_body_bytes)
+                   stats, publish, ing.max_body_bytes, forward)
     host, _, port = ing.listen.rpartition(":")
     server = waitress.create_server(app, host=host.strip("[]"), port=int(port), threads=4,
                                     max_request_body_size=ing.max_body_bytes,

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from ingest.auth import Auth
 from ingest.channels import Channels
-from ingest.lineproto import PRECISIONS, parse
+from ingest.lineproto import PRECISIONS, format_point, parse
 from ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
@@ -28,10 +28,11 @@ class WriteApp:
 
     def __init__(self, databases: Iterable[str], channels: Channels, auth: Auth,
                  stats: IngestStats, publish: Callable[[list[dict[str, Any]]], None],
-                 max_body_bytes: int = 10_000_000):
+                 max_body_bytes: int = 10_000_000,
+                 forward: Callable[[bytes, str], None] | None = None):
         self.databases = set(databases)
         self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes, self.forward = max_body_bytes, forward
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
@@ -78,6 +79,11 @@ class WriteApp:
         readings = self.channels.accept(points, self.stats)
         if readings:
             self.publish(readings)
+        if self.forward is not None and points:
+            if errors:  # forward only the good lines, re-serialised with ns timestamps
+                self.forward("".join(format_point(p) + "\n" for p in points).encode(), "ns")
+            else:
+                self.forward(body, precision)
         self.stats.count("lines", len(points) + len(errors))
         self.stats.count("points", len(points))
         if errors:

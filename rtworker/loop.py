@@ -38,7 +38,7 @@ class Worker:
         self.poller.register(self.readings, zmq.POLLIN)
         self.poller.register(self.commands, zmq.POLLIN)
         self.handlers = {"ping": lambda: "pong", "status": self.status,
-                         "apply_settings": self.apply_settings}
+                         "apply_settings": self.apply_settings, "manual": self.manual}
         self.running = True
         self.stale = True  # no data yet: the output stays at 0 until a fresh reading
         self.stale_reason = "no data yet"
@@ -51,6 +51,8 @@ class Worker:
         self.seq = 0
         self.last_publish = 0.0
         self.error = ""
+        self.manual_duty: float | None = None  # calibration holds the output here for a while
+        self.manual_until = 0.0
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -92,8 +94,13 @@ class Worker:
             self.controller.reset()
             self.stale, self.stale_reason = False, ""
         self.last_ts, self.last_reading_mono, self.grid_w = ts, now, msg["grid_w"]
-        self.fraction = self.controller.step(msg["grid_w"], dt_s)
-        self.set_duty(self.curve.duty(self.fraction))
+        if self.manual_duty is not None and now >= self.manual_until:
+            log.info("manual hold expired: control resumes")
+            self.manual_duty = None
+            self.controller.reset()
+        if self.manual_duty is None:
+            self.fraction = self.controller.step(msg["grid_w"], dt_s)
+            self.set_duty(self.curve.duty(self.fraction))
         self.stats.record(msg["rx"], now_wall, time.perf_counter_ns() - t0)
         self.publish()
 
@@ -112,6 +119,7 @@ class Worker:
         self.account(time.monotonic())
         self.stale, self.stale_reason = True, reason
         self.fraction = 0.0
+        self.manual_duty = None
         self.controller.reset()
         self.safe_off()
         self.publish()
@@ -156,6 +164,8 @@ class Worker:
             "fraction": self.fraction, "power_w": 0.0 if self.stale else self.power_w(),
             "energy_wh": self.energy.total_wh, "energy_today_wh": self.energy.today_wh,
             "stale": self.stale, "stale_reason": self.stale_reason,
+            "mode": "stale" if self.stale else "manual" if self.manual_duty is not None
+            else "auto",
             "saturated": self.controller.saturated, "error": self.error,
             "reading_age_s": time.monotonic() - self.last_reading_mono,
             "loop": self.stats.summary(),
@@ -163,6 +173,25 @@ class Worker:
 
     def status(self) -> dict[str, Any]:
         return {**self.state(), "output": self.output.describe(), "realtime": self.realtime}
+
+    def manual(self, duty: float | None, hold_s: float = 10.0) -> dict[str, Any]:
+        """Hold the output at ``duty`` for ``hold_s`` (calibration); None hands back to the
+        controller. Refused on stale data; ends by itself, so a dead client cannot leave a
+        load on; stale data end it at once."""
+        if duty is None:
+            self.manual_duty = None
+            self.controller.reset()
+            return self.state()
+        if self.stale:
+            raise bus.CommandError(f"refused: data are stale ({self.stale_reason})")
+        if not 0.0 <= duty <= 1.0 or not 0.0 < hold_s <= 60.0:
+            raise bus.CommandError("manual: duty must be 0..1 and hold_s 0..60")
+        self.account(time.monotonic())
+        self.manual_duty, self.manual_until = duty, time.monotonic() + hold_s
+        self.fraction = self.curve.power_fraction(duty)
+        self.set_duty(duty)
+        self.publish()
+        return self.state()
 
     def apply_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -26,6 +26,7 @@ def run(config_path: str, extra_children: tuple[str, ...] = ()) -> int:
     runtime_dir = bus.make_runtime_dir()
     try:
         arbiter = Arbiter(base, config_path, runtime_dir, extra_children, Notifier())
+        bus.publish_runtime_dir(base.state.dir, runtime_dir)
         log.info("runtime dir %s, state dir %s", runtime_dir, base.state.dir)
         return arbiter.run()
     except ConfigError as exc:

@@ -56,6 +56,22 @@ def make_runtime_dir(base: str | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix="vzdivert-"))
 
 
+RUNTIME_POINTER = "runtime-dir"  # in [state] dir: where a running system's sockets are
+
+
+def publish_runtime_dir(state_dir: str | Path, runtime_dir: Path) -> None:
+    """Let command-line tools (calibrate, safe-off) find the running system."""
+    (Path(state_dir) / RUNTIME_POINTER).write_text(str(runtime_dir))
+
+
+def find_runtime_dir(state_dir: str | Path) -> Path | None:
+    try:
+        path = Path((Path(state_dir) / RUNTIME_POINTER).read_text().strip())
+    except FileNotFoundError:
+        return None
+    return path if (path / "supervisor.sock").exists() else None
+
+
 def address(runtime_dir: str | Path, name: str) -> str:
     if name not in ENDPOINTS:
         raise KeyError(f"unknown endpoint {name!r}")

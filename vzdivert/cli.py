@@ -42,7 +42,8 @@ def cmd_safe_off(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    runtime_dir = args.runtime_dir or bus.make_runtime_dir()
+    runtime_dir = (args.runtime_dir or bus.find_runtime_dir(cfg.state.dir)
+                   or bus.make_runtime_dir())
     try:
         force_off(cfg, runtime_dir)
     except OutputError as exc:
@@ -50,6 +51,17 @@ def cmd_safe_off(args: argparse.Namespace) -> int:
         return 1
     print(f"vzdivert safe-off: {cfg.output.driver} output gpio {cfg.output.gpio} set to 0")
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from vzdivert import calibrate
+
+    try:
+        cfg = configmod.load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return calibrate.run(cfg, args.yes)
 
 
 def cmd_example_config(args: argparse.Namespace) -> int:
@@ -80,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--runtime-dir", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_safe_off)
+
+    p = sub.add_parser("calibrate", help="measure the load's rating and curve (needs surplus)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("example-config", help="print the commented example config")
     p.set_defaults(func=cmd_example_config)
