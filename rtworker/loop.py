@@ -21,6 +21,8 @@ from vzdivert.config import Config, ConfigError
 
 log = logging.getLogger("vzdivert.rtworker")
 
+READBACK_EVERY_S = 5.0  # compare what the hardware runs with what we set, this often
+
 
 class Worker:
     def __init__(self, cfg: Config, runtime_dir: Path, output: Output, ctx: zmq.Context,
@@ -53,6 +55,9 @@ class Worker:
         self.error = ""
         self.manual_duty: float | None = None  # calibration holds the output here for a while
         self.manual_until = 0.0
+        self.next_readback = 0.0
+        self.output_fault = False
+        self.readback_mismatches = 0
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -74,6 +79,9 @@ class Worker:
                 self.go_stale(f"no fresh reading for {self.cfg.watchdog.stale_after_s:g} s")
             if now - self.last_publish >= heartbeat_s:
                 self.publish()
+            if now >= self.next_readback:
+                self.next_readback = now + READBACK_EVERY_S
+                self.check_readback()
             self.energy.tick(now)
 
     def on_reading(self, msg: dict[str, Any]) -> None:
@@ -106,13 +114,39 @@ class Worker:
 
     def set_duty(self, duty: float) -> None:
         try:
+            if self.output_fault:  # a recovered output starts from a known safe state
+                self.output.off()
+                self.output_fault = False
+                log.info("output reachable again")
             self.output.set(duty)
             self.duty = duty
             self.error = ""
         except Exception as exc:  # the output is unknown now: say so, force 0, carry on
             self.error = f"output write failed: {exc}"
-            log.error("%s", self.error)
+            if not self.output_fault:  # once per outage, not once per reading
+                log.error("%s", self.error)
+            self.output_fault = True
+            self.controller.reset()
             self.safe_off()
+
+    def check_readback(self) -> None:
+        """Someone else (another pigpio client, a restarted pigpiod) may have changed the
+        pin: report it and put our duty back (0 when stale)."""
+        read_back = getattr(self.output, "read_back", None)
+        if read_back is None:
+            return
+        try:
+            actual = read_back()
+        except Exception as exc:
+            self.error = f"output read-back failed: {exc}"
+            return
+        tolerance = 2 * getattr(self.output, "resolution", 0.001) + 1e-6
+        if actual is not None and abs(actual - self.duty) > tolerance:
+            self.readback_mismatches += 1
+            problem = f"output ran duty {actual:.4f}, expected {self.duty:.4f}: re-applied"
+            log.warning("%s", problem)
+            self.set_duty(self.duty)
+            self.error = problem
 
     def go_stale(self, reason: str) -> None:
         log.warning("stale data: %s; output to 0", reason)
@@ -167,6 +201,7 @@ class Worker:
             "mode": "stale" if self.stale else "manual" if self.manual_duty is not None
             else "auto",
             "saturated": self.controller.saturated, "error": self.error,
+            "readback_mismatches": self.readback_mismatches,
             "reading_age_s": time.monotonic() - self.last_reading_mono,
             "loop": self.stats.summary(),
         }

@@ -14,10 +14,21 @@ from vzdivert import config as configmod
 from vzdivert.config import ConfigError
 
 
+def load_checked(path: str) -> configmod.Config:
+    """Load a config and run the output driver's own checks too; raises ConfigError."""
+    from rtworker.drivers import config_problems
+
+    cfg = configmod.load(path)
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError([f"{path}: {p}" for p in problems])
+    return cfg
+
+
 def run(config_path: str, extra_children: tuple[str, ...] = ()) -> int:
     log = child.setup_logging("supervisor")
     try:
-        base = configmod.load(config_path)
+        base = load_checked(config_path)
         Path(base.state.dir).mkdir(parents=True, exist_ok=True)
     except (ConfigError, OSError) as exc:
         print(f"vzdivert: bad configuration:\n{exc}", file=sys.stderr)

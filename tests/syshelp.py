@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+CHILDREN = {"rtworker", "ingest", "webui"}
 
 
 def free_port() -> int:
@@ -109,8 +110,8 @@ class System:
     def all_alive(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"supervisor exited {self.proc.returncode}:\n{self.logs()}")
-        state = self.state()
-        return all(p["alive"] for p in state["processes"].values()) and state.get("ts")
+        procs = self.state()["processes"]
+        return set(procs) >= CHILDREN and all(p["alive"] for p in procs.values())
 
     def state(self) -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.ui_port, timeout=3)

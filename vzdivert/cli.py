@@ -21,9 +21,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+def cmd_parse(args: argparse.Namespace) -> int:
+    from ingest import parse_cmd
+
+    return parse_cmd.run(args)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from supervisor.__main__ import load_checked
+
     try:
-        cfg = configmod.load(args.file)
+        cfg = load_checked(args.file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -101,11 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("example-config", help="print the commented example config")
     p.set_defaults(func=cmd_example_config)
 
-    from ingest import parse_cmd
-
     p = sub.add_parser("parse", help="parse a line-protocol body from stdin, print JSON")
-    parse_cmd.add_arguments(p)
-    p.set_defaults(func=parse_cmd.run)
+    p.add_argument("--precision", default="ns", help="ns|u|ms|s|m|h (default ns)")
+    p.set_defaults(func=cmd_parse)
     return parser
 
 

@@ -11,8 +11,9 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 # Command numbers, as in pigpio.py / pigpiod's command.h.
 MODES, MODEG, READ, WRITE, PWM, PRS, PFS = 0, 1, 3, 4, 5, 6, 7
@@ -271,6 +272,8 @@ class PigpiodEmulator:
                 hook = self.on_write
                 if event is not None and hook is not None:
                     hook(event)
+                    with self._cond:
+                        self._cond.notify_all()  # wait_for() may be watching what the hook did
         except OSError:
             return
         finally:

@@ -37,7 +37,22 @@ def open_output(cfg: Config, runtime_dir: str | Path) -> Output:
         from rtworker.drivers.pigpio_out import PigpioOutput
 
         return PigpioOutput(cfg.output)
+    if driver == "sysfs":
+        from rtworker.drivers.sysfs import SysfsOutput
+
+        return SysfsOutput(cfg.output)
     raise OutputError(f"output.driver: unknown driver {driver!r}")
+
+
+def config_problems(cfg: Config) -> list[str]:
+    """Driver-specific config checks that need no hardware (for run and check-config)."""
+    if cfg.output.driver == "pigpio":
+        from rtworker.drivers.pigpio_out import config_problems as check
+    elif cfg.output.driver == "sysfs":
+        from rtworker.drivers.sysfs import config_problems as check
+    else:
+        return []
+    return check(cfg.output)
 
 
 def force_off(cfg: Config, runtime_dir: str | Path) -> None:

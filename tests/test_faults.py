@@ -1,0 +1,124 @@
+"""Fault catalogue with the pigpiod emulator: every fault ends with the output at 0 (or
+leaves control untouched where it must), and control resumes after recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from syshelp import REPO, System, reading, vzlogger_post, wait_for
+from test_system import GPIO, duty, emulator, export_until_on, system  # noqa: F401
+
+from vzdivert.pigpiod_emulator import PigpiodEmulator
+
+
+def oversized_status(port: int, length: int) -> int:
+    """Announce a huge body; the server must refuse it before reading it (413)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"POST /write?db=vzlogger&precision=ms HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: application/x-www-form-urlencoded\r\n"
+                  f"Content-Length: {length}\r\n\r\nleistung value=1\n".encode())
+        status_line = s.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
+def hold_control(system: System, emu: PigpiodEmulator, seconds: float) -> None:
+    """Keep feeding export for a while and check the output stays on throughout."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert system.post(-800) == 204
+        assert duty(emu) > 0.05, "output dropped while data were good"
+        time.sleep(0.1)
+
+
+def test_malformed_and_oversized_bodies_change_nothing(system: System,
+                                                       emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    status, body = vzlogger_post(system.ingest_port, "leistung value=\n\x00garbage=,\n")
+    assert status == 400 and b"unable to parse" in body
+    assert oversized_status(system.ingest_port, 50_000_000) == 413
+    hold_control(system, emulator, 1.0)
+    assert system.state()["processes"]["ingest"]["restarts"] == 0
+
+
+def test_5000_line_stale_batch_is_ignored(system: System, emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    before = duty(emulator)
+    old = int(time.time() * 1000) - 3_600_000
+    batch = "".join(reading(+3000, ts_ms=old + i) for i in range(5000))  # big import, old
+    assert vzlogger_post(system.ingest_port, batch)[0] == 204
+    time.sleep(0.3)  # give a wrong reading time to act; none may arrive
+    assert duty(emulator) == pytest.approx(before, abs=1e-6)
+    wait_for(lambda: duty(emulator) == 0.0, 6, what="stale zero (only old data came)")
+
+
+def test_nan_values_rejected_and_go_stale(system: System, emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    deadline = time.monotonic() + 6
+    while duty(emulator) > 0 and time.monotonic() < deadline:
+        status, body = vzlogger_post(system.ingest_port, "leistung value=NaN\n")
+        assert status == 400
+        time.sleep(0.2)
+    assert duty(emulator) == 0.0
+    export_until_on(system, emulator)
+
+
+def test_pigpiod_drop_and_restart(system: System, emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    emulator.stop()  # pigpiod dies: hardware PWM keeps running, nobody can change it
+    for _ in range(5):
+        system.post(-800)
+        time.sleep(0.1)
+    assert "output" in system.state()["error"]
+    emulator.clear_events()
+    emulator.start()  # a fresh pigpiod on the same port; the PWM still runs the old duty
+
+    def hp_writes() -> list:
+        return [e for e in emulator.events if e.gpio == GPIO and e.cmd == "HP"]
+
+    wait_for(lambda: system.post(-800) == 204 and any(e.duty > 0 for e in hp_writes()), 10,
+             0.1, what="control writing again")
+    assert hp_writes()[0].duty == 0.0, "a recovered output starts from 0"
+
+
+def test_kill_9_supervisor_children_zero_output(system: System,
+                                               emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    pids = [system.pid(n) for n in ("rtworker", "ingest", "webui")]
+    os.kill(system.proc.pid, signal.SIGKILL)
+    wait_for(lambda: duty(emulator) == 0.0, 5, what="worker zeroing after supervisor death")
+
+    def gone() -> bool:
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                stat = open(f"/proc/{pid}/stat").read()
+                if ") Z" not in stat:
+                    return False
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+        return True
+
+    wait_for(gone, 10, what="children gone with the supervisor")
+    # systemd's ExecStopPost path: safe-off against the same output
+    emulator.clear_events()
+    result = subprocess.run([sys.executable, "-m", "vzdivert.cli", "safe-off", "--config",
+                             str(system.config)], capture_output=True, text=True, cwd=REPO,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    writes = [e for e in emulator.events if e.gpio == GPIO]
+    assert writes and writes[-1].duty == 0.0
+
+
+def test_safe_off_fails_loudly_without_pigpiod(tmp_path) -> None:
+    sys_ = System(tmp_path, 'driver = "pigpio"\npigpio_port = 1')
+    result = subprocess.run([sys.executable, "-m", "vzdivert.cli", "safe-off", "--config",
+                             str(sys_.config)], capture_output=True, text=True, cwd=REPO,
+                            timeout=30)
+    assert result.returncode == 1
+    assert "FAILED" in result.stderr and "pigpiod" in result.stderr

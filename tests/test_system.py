@@ -1,0 +1,145 @@
+"""The walking system end to end: `vzdivert run` as real processes over real sockets, the
+real pigpio client against the pigpiod emulator, vzlogger-shaped HTTP writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+from syshelp import System, wait_for
+
+from vzdivert.pigpiod_emulator import Event, PigpiodEmulator
+
+GPIO = 12
+
+
+def worker_pids(config: Path) -> set[int]:
+    """Live rtworker processes of this system (from /proc, independent of the system)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if b"rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
+            pids.add(int(entry))
+    return pids
+
+
+class Recorder:
+    """Snapshots, at every write the emulator receives, which workers were alive."""
+
+    def __init__(self, config: Path):
+        self.config = config
+        self.armed = threading.Event()
+        self.writes: list[tuple[Event, set[int]]] = []
+
+    def __call__(self, event: Event) -> None:
+        if self.armed.is_set() and event.gpio == GPIO:
+            self.writes.append((event, worker_pids(self.config)))
+
+
+@pytest.fixture
+def emulator():
+    emu = PigpiodEmulator(port=0).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def system(tmp_path: Path, emulator: PigpiodEmulator):
+    sys_ = System(tmp_path, f'driver = "pigpio"\ngpio = {GPIO}\npigpio_port = {emulator.port}')
+    recorder = Recorder(sys_.config)
+    emulator.on_write = recorder
+    sys_.recorder = recorder
+    sys_.start()
+    yield sys_
+    sys_.kill_all()
+
+
+def duty(emu: PigpiodEmulator) -> float:
+    return emu.duty_fraction(GPIO)
+
+
+def export_until_on(system: System, emu: PigpiodEmulator, grid_w: float = -800) -> None:
+    wait_for(lambda: system.post(grid_w) == 204 and duty(emu) > 0.05, 15, 0.2,
+             what="export raising the duty")
+
+
+def test_export_raises_import_lowers_stale_zeroes(system: System,
+                                                 emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    state = system.state()
+    assert state["grid_w"] == -800 and state["duty"] > 0 and not state["stale"]
+    assert set(state) >= {"grid_w", "duty", "power_w", "energy_wh", "stale", "target_w",
+                          "processes"}
+    high = duty(emulator)
+    wait_for(lambda: system.post(+600) == 204 and duty(emulator) < high / 2, 15, 0.2,
+             what="import lowering the duty")
+    # feed export again, then stop: stale after 2 s drives the output to 0
+    export_until_on(system, emulator)
+    emulator.clear_events()
+    wait_for(lambda: duty(emulator) == 0.0, 6, what="stale data zeroing the output")
+    assert emulator.events[-1].duty == 0.0
+    wait_for(lambda: system.state()["stale"], 3, what="stale reported")
+
+
+def test_sigterm_zeroes_output_and_exits_0(system: System, emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    assert system.terminate(timeout_s=5) == 0
+    assert duty(emulator) == 0.0
+    writes = [e for e in emulator.events if e.gpio == GPIO]
+    assert writes[-1].duty == 0.0
+
+
+@pytest.mark.parametrize("child", ["ingest", "webui"])
+def test_kill_9_child_is_respawned(system: System, emulator: PigpiodEmulator,
+                                   child: str) -> None:
+    old = system.pid(child)
+    os.kill(old, signal.SIGKILL)
+    state = wait_for(lambda: (s := system.state())["processes"][child]["alive"]
+                     and s["processes"][child]["pid"] != old and s, 20, 0.1,
+                     what=f"{child} respawned")
+    assert state["processes"][child]["restarts"] == 1
+    assert "SIGKILL" in state["processes"][child]["last_exit"]
+    export_until_on(system, emulator)  # and the loop still works
+
+
+def test_kill_9_worker_zero_before_restart(system: System, emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    old = system.pid("rtworker")
+    system.recorder.armed.set()
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: system.state()["processes"]["rtworker"]["pid"] not in (None, old), 20,
+             what="rtworker respawned")
+    first, alive_then = system.recorder.writes[0]
+    assert first.duty == 0.0, "first write after the kill must be 0"
+    assert old not in alive_then and not alive_then, \
+        "the 0 was written by the supervisor before any new worker existed"
+    export_until_on(system, emulator)  # control resumes with the new worker
+
+
+def test_sigstop_worker_is_killed_zeroed_restarted(system: System,
+                                                  emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    old = system.pid("rtworker")
+    system.recorder.armed.set()
+    os.kill(old, signal.SIGSTOP)  # hung: the heartbeat stops, the process does not end
+    try:
+        wait_for(lambda: duty(emulator) == 0.0, 5, what="hung worker's output zeroed")
+        first, alive_then = system.recorder.writes[0]
+        assert first.duty == 0.0 and old not in alive_then
+        wait_for(lambda: system.state()["processes"]["rtworker"]["pid"] not in (None, old),
+                 20, what="rtworker replaced")
+    finally:
+        try:
+            os.kill(old, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    export_until_on(system, emulator)
