@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
+from conftest import GPIO, duty, export_until_on
 from syshelp import REPO, System, reading, vzlogger_post, wait_for
-from test_system import GPIO, duty, emulator, export_until_on, system  # noqa: F401
 
 from vzdivert.pigpiod_emulator import PigpiodEmulator
 

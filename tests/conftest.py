@@ -1,0 +1,72 @@
+"""Fixtures for end-to-end tests: a pigpiod emulator and a whole `vzdivert run` on it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from syshelp import System, wait_for
+
+from vzdivert.pigpiod_emulator import Event, PigpiodEmulator
+
+GPIO = 12
+
+
+def worker_pids(config: Path) -> set[int]:
+    """Live rtworker processes of this system (from /proc, independent of the system)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if b"rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
+            pids.add(int(entry))
+    return pids
+
+
+class Recorder:
+    """Snapshots, at every write the emulator receives, which workers were alive."""
+
+    def __init__(self, config: Path):
+        self.config = config
+        self.armed = threading.Event()
+        self.writes: list[tuple[Event, set[int]]] = []
+
+    def __call__(self, event: Event) -> None:
+        if self.armed.is_set() and event.gpio == GPIO:
+            self.writes.append((event, worker_pids(self.config)))
+
+
+@pytest.fixture
+def emulator():
+    emu = PigpiodEmulator(port=0).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def system(tmp_path: Path, emulator: PigpiodEmulator):
+    sys_ = System(tmp_path, f'driver = "pigpio"\ngpio = {GPIO}\npigpio_port = {emulator.port}')
+    recorder = Recorder(sys_.config)
+    emulator.on_write = recorder
+    sys_.recorder = recorder
+    sys_.start()
+    yield sys_
+    sys_.kill_all()
+
+
+def duty(emu: PigpiodEmulator) -> float:
+    return emu.duty_fraction(GPIO)
+
+
+def export_until_on(system: System, emu: PigpiodEmulator, grid_w: float = -800) -> None:
+    wait_for(lambda: system.post(grid_w) == 204 and duty(emu) > 0.05, 15, 0.2,
+             what="export raising the duty")
+
+
