@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from ingest.auth import Auth
 from ingest.channels import Channels
-from ingest.lineproto import PRECISIONS, format_point, parse
+from ingest.lineproto import PRECISIONS, LineError, Point, parse
 from ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
@@ -80,20 +80,13 @@ class WriteApp:
         if readings:
             self.publish(readings)
         if self.forward is not None and points:
-            if errors:  # forward only the good lines, re-serialised with ns timestamps
-                self.forward("".join(format_point(p) + "\n" for p in points).encode(), "ns")
-            else:
-                self.forward(body, precision)
+            self.forward(body, precision)  # upstream keeps the good lines of a partial write
         self.stats.count("lines", len(points) + len(errors))
         self.stats.count("points", len(points))
         if errors:
             self.stats.reject("parse_error", len(errors))
-            first = errors[0]
-            log.debug("ingest: %d bad lines, first: %s", len(errors), first.reason)
-            message = f"partial write: unable to parse '{first.text}': {first.reason}"
-            if len(errors) > 1:
-                message += f" (and {len(errors) - 1} more bad lines)"
-            return _respond(start_response, 400, {"error": message})
+            log.debug("ingest: %d bad lines, first: %s", len(errors), errors[0].reason)
+            return _respond(start_response, 400, {"error": write_error(points, errors)})
         return _respond(start_response, 204)
 
     def read_body(self, environ: dict[str, Any]) -> tuple[bytes, tuple[int, str] | None]:
@@ -136,6 +129,21 @@ class WriteApp:
             return _respond(start_response, 200,
                             {"results": [{"statement_id": 0, "series": series}]})
         return _respond(start_response, 200, {"results": [{"statement_id": 0}]})
+
+
+SHARD_REASONS = ("invalid tag key", "invalid field name")  # refused after parsing, as a point
+
+
+def write_error(points: list[Point], errors: list[LineError]) -> str:
+    """InfluxDB 1.x's error text for a write with bad lines (checked against a real influxd
+    by the differential test): every bad line, and the partial-write note when some
+    points were stored."""
+    if errors[0].reason == "field type conflict":
+        return "field type conflict"
+    if errors[0].reason.startswith(SHARD_REASONS):
+        return f"partial write: {errors[0].reason} dropped={len(errors)}"
+    message = "\n".join(f"unable to parse '{e.text}': {e.reason}" for e in errors)
+    return f"partial write: {message} dropped=0" if points else message
 
 
 def _respond(start_response: StartResponse, status: int, body: dict | None = None) -> list[bytes]:

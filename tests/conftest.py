@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from influxhelp import start_influxd
 from syshelp import System, wait_for
 
 from vzdivert.pigpiod_emulator import Event, PigpiodEmulator
@@ -70,3 +71,9 @@ def export_until_on(system: System, emu: PigpiodEmulator, grid_w: float = -800) 
              what="export raising the duty")
 
 
+
+
+@pytest.fixture(scope="module")
+def influx(tmp_path_factory):
+    """A real InfluxDB 1.x server on free loopback ports."""
+    yield from start_influxd(tmp_path_factory.mktemp("influxd"))

@@ -216,3 +216,22 @@ def test_basic_auth_and_query_credentials(tmp_path: Path) -> None:
         assert status == 401
     finally:
         ing.close()
+
+
+def test_forwarding_to_a_real_influxdb(tmp_path: Path, influx) -> None:
+    influx.query("fwd", 'CREATE DATABASE "fwd"')
+    ing = Ingest(tmp_path, f'forward_url = "{influx.base}/write?db=fwd"')
+    try:
+        ts = now_ms()
+        body = f"leistung value=-123.5 {ts}\nleistung value= oops\n"
+        assert ing.write(body)[0] == 400  # partial write: the good line still counts
+        assert ing.next_reading()["grid_w"] == -123.5
+
+        def stored() -> list:
+            result = influx.query("fwd", "SELECT value FROM leistung WHERE value < 0")
+            return result["series"][0]["values"] if "series" in result else []
+
+        rows = wait_for(stored, 10, what="the forwarded point in InfluxDB")
+        assert [row[1] for row in rows] == [-123.5] and rows[0][0] == ts * 1_000_000
+    finally:
+        ing.close()

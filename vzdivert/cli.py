@@ -21,12 +21,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
-def cmd_parse(args: argparse.Namespace) -> int:
-    from ingest import parse_cmd
-
-    return parse_cmd.run(args)
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     from supervisor.__main__ import load_checked
 
@@ -109,9 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("example-config", help="print the commented example config")
     p.set_defaults(func=cmd_example_config)
 
+    from ingest import parse_cmd
+
     p = sub.add_parser("parse", help="parse a line-protocol body from stdin, print JSON")
-    p.add_argument("--precision", default="ns", help="ns|u|ms|s|m|h (default ns)")
-    p.set_defaults(func=cmd_parse)
+    parse_cmd.add_arguments(p)
+    p.set_defaults(func=parse_cmd.run)
     return parser
 
 
