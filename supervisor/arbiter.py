@@ -26,6 +26,7 @@ log = logging.getLogger("vzdivert.supervisor")
 TICK_S = 0.1
 HEALTH_EVERY_S = 1.0
 WORKER_START_GRACE_S = 15.0  # first heartbeat may take this long (imports on a Pi 3)
+NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_FIFO
 
 
 class Arbiter:
@@ -35,8 +36,8 @@ class Arbiter:
         self.base_cfg, self.runtime_dir = base_cfg, runtime_dir
         args = ["--config", str(config_path), "--runtime-dir", str(runtime_dir)]
         names = ("rtworker", "ingest", "webui", *extra_children)
-        modules = {"house": "vzdivert.house"}
-        self.children = {n: Child(n, modules.get(n, n), args) for n in names}
+        modules = {"house": "vzdivert.house", "mqtt": "vzdivert.mqtt"}
+        self.children = {n: Child(n, modules.get(n, n), args, NICE.get(n, 0)) for n in names}
         self.ctx = zmq.Context()
         self.commands = Commands(self, base_cfg)
         self.notify = notify or (lambda state: None)

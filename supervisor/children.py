@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +17,22 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_MIN_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 0.5, 30.0, 60.0
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the supervisor dies (even by kill -9),
-    so a worker never outlives its supervisor with the output on."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def _prepare(nice: int) -> Callable[[], None]:
+    def prepare() -> None:
+        """Runs in the child before exec: SIGTERM it if the supervisor dies (even by
+        kill -9), so a worker never outlives its supervisor with the output on; and set its
+        CPU weight (the UI yields to the control path)."""
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
+        if nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+            except OSError:
+                pass  # raising priority needs CAP_SYS_NICE; without it the default stays
+
+    return prepare
 
 
 def exit_reason(code: int) -> str:
@@ -39,6 +49,7 @@ class Child:
     name: str
     module: str
     args: list[str]
+    nice: int = 0  # CPU weight: negative for the control path, positive for the UI
     proc: subprocess.Popen | None = None
     restarts: int = 0
     last_exit: str = ""
@@ -57,7 +68,7 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args],
-                                     preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_prepare(self.nice), stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.started_mono = time.monotonic()
 

@@ -66,6 +66,26 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return calibrate.run(cfg, args.yes)
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """For `[webui] password`: store a hash instead of the plain text."""
+    import getpass
+
+    from webui.auth import hash_password
+
+    if sys.stdin.isatty():
+        plain = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != plain:
+            print("vzdivert hash-password: the two entries differ", file=sys.stderr)
+            return 1
+    else:
+        plain = sys.stdin.readline().rstrip("\n")
+    if not plain:
+        print("vzdivert hash-password: empty password", file=sys.stderr)
+        return 1
+    print(hash_password(plain))
+    return 0
+
+
 def cmd_example_config(args: argparse.Namespace) -> int:
     print(configmod.render(), end="")
     return 0
@@ -99,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("hash-password", help="hash a web UI password for the config file")
+    p.set_defaults(func=cmd_hash_password)
 
     p = sub.add_parser("example-config", help="print the commented example config")
     p.set_defaults(func=cmd_example_config)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bottle import Bottle, HTTPError, HTTPResponse, request, response, static_file
 
@@ -16,7 +17,7 @@ from vzdivert import bus
 from vzdivert.config import Config
 from webui.auth import USER, PasswordChecker, RateLimiter, Session, Sessions, csrf_ok
 from webui.feed import Feed
-from webui.history import COLUMNS
+from webui.history import COLUMNS, clean
 from webui.payload import field_errors, state_payload
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -68,7 +69,7 @@ class Guard:
     """The security rules of the UI, one place: who a request comes from, whether it may
     view or change, CSRF and origin checks, login rate limiting."""
 
-    def __init__(self, cfg: Config, clock: Any = time.time):
+    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time):
         self.password = cfg.webui.password
         self.read_only_view = cfg.webui.read_only_view
         self.check_password = PasswordChecker(self.password)
@@ -93,21 +94,13 @@ class Guard:
                             "answers on a loopback address")
 
     def attempt(self, ok: bool) -> bool:
-        """Count a password attempt from this client; raises 429 while locked out."""
-        client, now = self.client(), self.clock()
+        """Count a password attempt from this client (after ``rate_check``)."""
         with self.lock:
-            wait_s = self.limiter.retry_after_s(client, now)
-            if wait_s > 0:
-                raise fail(429, f"too many failed logins; try again in {wait_s:.0f} s",
-                           headers={"Retry-After": str(int(wait_s) + 1)})
             if ok:
-                self.limiter.succeeded(client)
+                self.limiter.succeeded(self.client())
             else:
-                self.limiter.failed(client, now)
+                self.limiter.failed(self.client(), self.clock())
         return ok
-
-    def locked_out(self) -> None:
-        self.attempt(True) if False else None  # noqa: B018 (kept simple below)
 
     def identify(self) -> Who | None:
         auth = request.auth  # (user, password) from an Authorization: Basic header
@@ -126,6 +119,7 @@ class Guard:
         return None
 
     def rate_check(self) -> None:
+        """429 while this client (or everyone) has had too many failed logins lately."""
         with self.lock:
             wait_s = self.limiter.retry_after_s(self.client(), self.clock())
         if wait_s > 0:
@@ -140,9 +134,10 @@ class Guard:
 
     def same_origin(self) -> None:
         """Browsers send Origin with every cross-site POST/PUT: refuse a foreign one."""
-        origin = request.environ.get("HTTP_ORIGIN")
-        if request.environ.get("HTTP_SEC_FETCH_SITE") == "cross-site" or (
-                origin and origin != f"{request.urlparts.scheme}://{request.urlparts.netloc}"):
+        env = request.environ
+        origin = env.get("HTTP_ORIGIN")
+        own = f"{env.get('wsgi.url_scheme', 'http')}://{env.get('HTTP_HOST', '')}"
+        if env.get("HTTP_SEC_FETCH_SITE") == "cross-site" or (origin and origin != own):
             raise fail(403, "cross-site request refused")
 
     def changer(self) -> Who:
@@ -204,22 +199,23 @@ def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
 
 
 def sample_dict(row: tuple) -> dict[str, Any]:
-    values = {c: (None if v != v else round(v, 4 if c == "duty" else 1))
-              for c, v in zip(COLUMNS, row[2:], strict=True)}
+    values = {c: clean(c, v) for c, v in zip(COLUMNS, row[2:], strict=True)}
     return {"id": row[0], "ts": row[1], **values}
 
 
 def make_app(cfg: Config, feed: Feed, supervisor: SupervisorClient,
-             clock: Any = time.time) -> Bottle:
+             clock: Callable[[], float] = time.time) -> Bottle:
     app = Bottle()
     guard = Guard(cfg, clock)
     app.config["vzdivert.guard"] = guard
     silent_after_s = max(3.0, 2 * cfg.supervisor.hang_after_s)
+    start_settings = cfg.tunables()
     sse_slots = threading.BoundedSemaphore(max(1, cfg.webui.threads - 2))
 
     def current_state() -> dict[str, Any]:
         ages = {name: feed.age_s(name) for name in ("state", "health", "ingest_stats")}
-        return state_payload(feed.state, feed.health, feed.ingest_stats, ages, silent_after_s)
+        return state_payload(feed.state, feed.health, feed.ingest_stats, ages, silent_after_s,
+                             start_settings)
 
     @app.hook("before_request")
     def _before() -> None:
@@ -267,6 +263,7 @@ def make_app(cfg: Config, feed: Feed, supervisor: SupervisorClient,
         body = read_json_object()
         password = body.get("password", "")
         if body.get("user", USER) != USER or not isinstance(password, str):
+            guard.rate_check()
             guard.attempt(False)
             raise fail(401, "wrong user or password")
         session = guard.login(password)
@@ -363,7 +360,9 @@ def make_app(cfg: Config, feed: Feed, supervisor: SupervisorClient,
         guard.viewer()
         try:
             from webui.metrics import render_metrics
-        except ImportError as exc:
+        except ModuleNotFoundError as exc:
+            if exc.name != "webui.metrics":
+                raise
             raise fail(404, "metrics are not available in this build") from exc
         body, content_type = render_metrics(feed)
         return HTTPResponse(body, 200, {"Content-Type": content_type})

@@ -71,8 +71,9 @@ class Ring:
         return out
 
 
-def _clean(v: float, digits: int) -> float | None:
-    return None if v != v else round(v, digits)
+def clean(column: str, v: float) -> float | None:
+    """A stored value for JSON: NaN becomes null, rounded to what a chart can show."""
+    return None if v != v else round(v, 4 if column == "duty" else 1)
 
 
 def columns(rows: list[tuple], step_s: float) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def columns(rows: list[tuple], step_s: float) -> dict[str, Any]:
                 out[c].append(None)
         out["ts"].append(ts)
         for c, v in zip(COLUMNS, row[2:], strict=True):
-            out[c].append(_clean(v, 4 if c == "duty" else 1))
+            out[c].append(clean(c, v))
         prev = ts
     return out
 

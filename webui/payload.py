@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-BADGES = ("exporting", "importing", "stale", "saturated", "output_off", "error")
+BADGES = ("exporting", "importing", "stale", "saturated", "full_output", "output_off", "manual",
+          "error")
 
 
 def badges(state: dict[str, Any]) -> list[str]:
@@ -22,21 +23,28 @@ def badges(state: dict[str, Any]) -> list[str]:
         out.append("stale")
     if state.get("saturated"):
         out.append("saturated")
-    if not state.get("duty"):
+    duty = state.get("duty") or 0.0
+    if duty >= 0.999:  # the load takes all it can: any export left is beyond its rating
+        out.append("full_output")
+    elif duty == 0.0:
         out.append("output_off")
+    if state.get("mode") == "manual":
+        out.append("manual")
     if state.get("error"):
         out.append("error")
     return out
 
 
 def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[str, Any],
-                  ages_s: dict[str, float | None], silent_after_s: float) -> dict[str, Any]:
+                  ages_s: dict[str, float | None], silent_after_s: float,
+                  start_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `/api/state` document. ``ages_s`` maps stream name to the age of its newest
     message here; a worker silent for ``silent_after_s`` makes the state stale, whatever
-    its last message said."""
+    its last message said. ``start_settings`` stand in until the supervisor's health."""
     state_age_s = ages_s.get("state")
-    settings = health.get("settings") or {}
-    out: dict[str, Any] = {
+    settings = health.get("settings") or start_settings or {}
+    out: dict[str, Any] = {k: v for k, v in state.items() if k not in ("t", "v")}
+    out.update({
         "ts": state.get("ts"),
         "seq": state.get("seq"),
         "grid_w": state.get("grid_w"),
@@ -57,7 +65,7 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
         "health_age_s": _round(ages_s.get("health")),
         "settings": settings,
         "ingest": {**ingest, "age_s": _round(ages_s.get("ingest_stats"))} if ingest else {},
-    }
+    })
     out["ingest"].pop("t", None)
     out["ingest"].pop("v", None)
     if state_age_s is None:

@@ -1,0 +1,196 @@
+"""Prometheus `/metrics`: the latest state, health and ingest_stats bus messages rendered in
+the text exposition format by prometheus_client, through a private registry (no process
+globals, nothing collected between scrapes)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Feed(Protocol):
+    """The newest bus message of each stream ({} until the first one arrived)."""
+
+    state: dict[str, Any]
+    health: dict[str, Any]
+    ingest_stats: dict[str, Any]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _gauge(name: str, doc: str, value: Any) -> Iterator[Metric]:
+    value = _number(value)
+    if value is not None:
+        yield GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: Any) -> Iterator[Metric]:
+    value = _number(value)
+    if value is not None:
+        yield CounterMetricFamily(name, doc, value=value)
+
+
+class FeedCollector:
+    """A prometheus_client custom collector over one snapshot of the feed."""
+
+    def __init__(self, feed: Feed, now: float | None = None):
+        self.state = dict(getattr(feed, "state", None) or {})
+        self.health = dict(getattr(feed, "health", None) or {})
+        self.ingest = dict(getattr(feed, "ingest_stats", None) or {})
+        self.now = time.time() if now is None else now
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.controller()
+        yield from self.loop()
+        yield from self.processes()
+        yield from self.ingest_metrics()
+
+    def controller(self) -> Iterator[Metric]:
+        s = self.state
+        if not s:
+            return
+        yield from _gauge("vzdivert_grid_power_watts",
+                          "Grid power from the meter (negative = export)", s.get("grid_w"))
+        yield from _gauge("vzdivert_diverted_power_watts",
+                          "Power the load is estimated to draw", s.get("power_w"))
+        yield from _gauge("vzdivert_target_power_watts", "Grid power setpoint",
+                          s.get("target_w"))
+        yield from _gauge("vzdivert_duty_ratio", "PWM duty of the output (0..1)", s.get("duty"))
+        yield from _counter("vzdivert_diverted_energy_wh",
+                            "Energy diverted into the load since installation, in Wh",
+                            s.get("energy_wh"))
+        yield from _gauge("vzdivert_stale", "1 while the output is off for lack of fresh data",
+                          s.get("stale"))
+        yield from _gauge("vzdivert_saturated",
+                          "1 while more duty would change nothing (load off or at full)",
+                          s.get("saturated"))
+        yield from _gauge("vzdivert_reading_age_seconds",
+                          "Time since the last reading reached the controller",
+                          s.get("reading_age_s"))
+        ts = _number(s.get("ts"))
+        if ts is not None:
+            yield from _gauge("vzdivert_state_age_seconds",
+                              "Time since the worker last published its state",
+                              max(0.0, self.now - ts))
+
+    def loop(self) -> Iterator[Metric]:
+        loop = self.state.get("loop") or {}
+        if not loop:
+            return
+        yield from _counter("vzdivert_loop_samples", "Readings the control loop acted on",
+                            loop.get("samples"))
+        yield from _counter("vzdivert_loop_deadline_missed",
+                            "Readings whose arrival-to-output latency exceeded the deadline",
+                            loop.get("missed"))
+        yield from _counter("vzdivert_loop_dropped_old",
+                            "Readings dropped as too old or out of order", loop.get("dropped_old"))
+        hist = loop.get("latency_hist")
+        if hist:
+            yield from self.latency_histogram(hist)
+        else:
+            yield from self.latency_quantiles(loop)
+
+    @staticmethod
+    def latency_histogram(hist: dict[str, Any]) -> Iterator[Metric]:
+        """From {"le_ms": bounds, "counts": per-bucket counts (one more than bounds, the
+        last for > the largest bound), "sum_s": total latency}."""
+        bounds, counts = hist.get("le_ms") or [], hist.get("counts") or []
+        if len(counts) != len(bounds) + 1:
+            return
+        buckets, total = [], 0
+        for bound_ms, count in zip([*bounds, math.inf], counts, strict=True):
+            total += count
+            le = "+Inf" if bound_ms == math.inf else repr(bound_ms / 1000.0)
+            buckets.append((le, total))
+        yield HistogramMetricFamily(
+            "vzdivert_loop_latency_seconds",
+            "Time from a reading's arrival at the ingest to the output written",
+            buckets=buckets, sum_value=float(hist.get("sum_s", 0.0)))
+
+    @staticmethod
+    def latency_quantiles(loop: dict[str, Any]) -> Iterator[Metric]:
+        """Without buckets from the worker: quantiles of its ring of recent samples."""
+        quantiles = [(q, loop.get(key)) for q, key in (("0.5", "latency_p50_ms"),
+                                                       ("0.99", "latency_p99_ms"),
+                                                       ("1", "latency_max_ms"))]
+        quantiles = [(q, _number(v)) for q, v in quantiles if _number(v) is not None]
+        if quantiles:
+            # not vzdivert_loop_latency_seconds: that name is the histogram's, and a
+            # metric must not change type when the worker starts publishing buckets
+            g = GaugeMetricFamily("vzdivert_loop_latency_recent_seconds",
+                                  "Time from a reading's arrival at the ingest to the output "
+                                  "written, quantiles over the last 256 readings",
+                                  labels=["quantile"])
+            for q, ms in quantiles:
+                g.add_metric([q], ms / 1000.0)
+            yield g
+        step_max = _number(loop.get("step_max_us"))
+        if step_max is not None:
+            yield GaugeMetricFamily("vzdivert_loop_step_max_seconds",
+                                    "Longest recent control step (computation only)",
+                                    value=step_max / 1e6)
+
+    def processes(self) -> Iterator[Metric]:
+        procs = self.health.get("processes") or {}
+        if procs:
+            up = GaugeMetricFamily("vzdivert_process_up", "1 while the process is running",
+                                   labels=["process"])
+            restarts = CounterMetricFamily("vzdivert_process_restarts",
+                                           "Restarts by the supervisor since it started",
+                                           labels=["process"])
+            for name, p in sorted(procs.items()):
+                up.add_metric([name], float(bool(p.get("alive"))))
+                restarts.add_metric([name], float(p.get("restarts") or 0))
+            yield up
+            yield restarts
+        settings = self.health.get("settings") or {}
+        numeric = {k: _number(v) for k, v in settings.items() if not isinstance(v, bool)}
+        numeric = {k: v for k, v in numeric.items() if v is not None}
+        if numeric:
+            g = GaugeMetricFamily("vzdivert_setting", "Current value of a numeric live setting",
+                                  labels=["name"])
+            for name, value in sorted(numeric.items()):
+                g.add_metric([name], value)
+            yield g
+
+    def ingest_metrics(self) -> Iterator[Metric]:
+        st = self.ingest
+        if not st:
+            return
+        for key, doc in (("requests", "Write requests received"),
+                         ("lines", "Line-protocol lines received"),
+                         ("points", "Points that matched a configured channel")):
+            yield from _counter(f"vzdivert_ingest_{key}", doc, st.get(key))
+        rejects = st.get("rejects") or {}
+        c = CounterMetricFamily("vzdivert_ingest_rejects", "Rejected writes or lines, by reason",
+                                labels=["reason"])
+        for reason, n in sorted(rejects.items()):
+            c.add_metric([str(reason)], float(n))
+        yield c
+        yield from _gauge("vzdivert_ingest_last_reading_age_seconds",
+                          "Time since the ingest accepted the newest reading",
+                          st.get("last_reading_age_s"))
+
+
+def render_metrics(feed: Feed, now: float | None = None) -> tuple[bytes, str]:
+    """The body and Content-Type of a `/metrics` answer."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FeedCollector(feed, now))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
