@@ -17,10 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg, runtime_dir, log = child.start("rtworker", argv)
     rt = cfg.rtworker
     report = realtime.apply(rt.priority, rt.cpu, rt.lock_memory)
+    ctx = zmq.Context(io_threads=1)
+    realtime.tune_zmq(ctx, rt.priority, rt.cpu, report)
     for step, result in report.items():
         if result is not True:
             log.warning("real-time: %s not applied: %s", step, result)
-    ctx = zmq.Context(io_threads=1)
     try:
         output = open_output(cfg, runtime_dir)
     except OutputError as exc:

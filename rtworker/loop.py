@@ -203,11 +203,11 @@ class Worker:
             "saturated": self.controller.saturated, "error": self.error,
             "readback_mismatches": self.readback_mismatches,
             "reading_age_s": time.monotonic() - self.last_reading_mono,
-            "loop": self.stats.summary(),
+            "loop": self.stats.summary(time.monotonic()), "realtime": self.realtime,
         }
 
     def status(self) -> dict[str, Any]:
-        return {**self.state(), "output": self.output.describe(), "realtime": self.realtime}
+        return {**self.state(), "output": self.output.describe()}
 
     def manual(self, duty: float | None, hold_s: float = 10.0) -> dict[str, Any]:
         """Hold the output at ``duty`` for ``hold_s`` (calibration); None hands back to the

@@ -40,6 +40,23 @@ def apply(priority: int, cpu: int, lock_memory: bool) -> dict[str, Any]:
     return report
 
 
+def tune_zmq(ctx: Any, priority: int, cpu: int, report: dict[str, Any]) -> None:
+    """Give ZeroMQ's I/O thread the worker's policy and CPU (must run before the first
+    socket is made); recorded in ``report`` under ``zmq_io_thread``."""
+    import zmq
+
+    try:
+        if report.get("sched_fifo") is True:
+            ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
+            ctx.set(zmq.THREAD_PRIORITY, priority)
+        if report.get("affinity") is True:
+            ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, cpu)
+        ctx.set(zmq.THREAD_NAME_PREFIX, 1)
+        report["zmq_io_thread"] = True
+    except zmq.ZMQError as exc:
+        report["zmq_io_thread"] = f"{exc} (needs the same grants as sched_fifo)"
+
+
 def _mlockall() -> bool | str:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

@@ -16,6 +16,8 @@ class LoopStats:
         self.n = 0
         self.missed = 0
         self.dropped_old = 0
+        self._summary: dict[str, float | int] = {}
+        self._summary_at = 0.0
 
     def record(self, rx_wall: float, done_wall: float, step_ns: int) -> None:
         latency = done_wall - rx_wall
@@ -26,7 +28,13 @@ class LoopStats:
         if latency > self.deadline_s:
             self.missed += 1
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self, now: float) -> dict[str, float | int]:
+        """The figures, recomputed at most once a second (sorting is not per-sample work)."""
+        if now - self._summary_at >= 1.0 or not self._summary:
+            self._summary_at, self._summary = now, self._compute()
+        return self._summary
+
+    def _compute(self) -> dict[str, float | int]:
         k = min(self.n, RING)
         if not k:
             return {"samples": 0, "missed": self.missed, "dropped_old": self.dropped_old}

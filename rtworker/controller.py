@@ -1,0 +1,331 @@
+"""The diverter's control law: feed-forward from the power we command, robust to a meter
+that reports up to `max_delay_samples` late, with saturation (thermostat) detection. Pure:
+one `step(grid_w, dt_s)` per reading, no clock, no I/O, no allocation per step.
+
+Why it looks like this:
+- Feed-forward: we know what we command, so each reading gives the surplus directly:
+  surplus = commanded_w - grid_w + target_w. Commanding that surplus is deadbeat. Because
+  the estimate is recomputed from the command actually applied (back-calculation), the
+  implicit integral cannot wind up at 0 % or 100 %, and a rating error only scales the next
+  correction (it is an integrator with gain 1/rating per sample, which is what absorbs
+  rating and curve errors).
+- Meter delay: a reading reflects the command of this interval, of an earlier one, or an
+  average of them. Every such mixture is consistent with the reading, so the surplus lies
+  in an interval; we take its point closest to the previous estimate (the smallest change
+  of the world that explains the data). With steady commands the interval is a point and
+  the estimate exact; right after a change, a change that has not reached the meter yet is
+  never counted twice. Deadbeat, without oscillation, for 0 and 1 sample of delay. When
+  the data show that the meter has no delay (the surplus computed with the newest command
+  is the smoother one: the wrong assumption carries our own moves), we use the newest end
+  and save the extra reading; any doubt falls back to the interval.
+- Saturation (thermostat open, load unplugged) cannot be told from the surplus rising just
+  as fast as we raise the command, so we test, cheaply, when it is plausible: when the
+  export jumps by about the power we command (what an opening thermostat looks like), our
+  next big raise is checked at the meter; at 100 % with export, a short dip probes it
+  (backing off up to 16x `probe_every_s`). A move the meter does not see => `saturated`:
+  the command then follows the surplus as if the load drew it, so a closing thermostat
+  meets the right power (no burst); the closing is recognised by the reading moving by the
+  commanded power, or by a big move that the meter sees.
+- Ramps (cloud edges): the surplus moves on while our command travels to the meter; on
+  three consistent increments we lead by the increment over the delay window.
+- Time constants and the slew limit are in seconds, so 0.25 s, 1 s or 2 s data give the
+  same behaviour in time; deadbeat is as fast as the data allow at any rate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+_ARM_TOLERANCE = 0.2  # a jump within 20 % of the commanded power may be the thermostat
+_MAX_BACKOFF = 16
+_SATURATED_PROBE_S = 30.0  # while saturated a dip costs nothing, unless it meets the closing
+_LAG_TAU_S = 60.0  # evidence about the meter's delay fades with this
+_EVIDENCE_TAU_S = 10.0  # evidence that saturation was misjudged fades with this
+
+
+@dataclass(frozen=True)
+class ControlParams:
+    target_w: float = 0.0          # grid setpoint; negative allows some export
+    rating_w: float = 2000.0       # configured load power at 100 %
+    response_up_s: float = 0.0     # time constant raising power; 0 = deadbeat
+    response_down_s: float = 0.0   # time constant lowering power; 0 = deadbeat
+    deadband_w: float = 0.0        # no move for errors smaller than this
+    slew_w_per_s: float = 0.0      # max change of commanded power; 0 = unlimited
+    max_delay_samples: int = 1     # the meter may show a command this many readings late
+    saturation_w: float = 250.0    # smallest move used to test whether the load still draws
+    probe_every_s: float = 120.0   # at 100 % with export: first probe after this; 0 = never
+    ramp_lead: float = 1.0         # on a steady ramp, lead by this many delay windows; 0 = off
+
+    def __post_init__(self) -> None:
+        problems = [name for name, ok in (
+            ("rating_w", self.rating_w > 0), ("response_up_s", self.response_up_s >= 0),
+            ("response_down_s", self.response_down_s >= 0), ("deadband_w", self.deadband_w >= 0),
+            ("slew_w_per_s", self.slew_w_per_s >= 0),
+            ("max_delay_samples", 0 <= self.max_delay_samples <= 8),
+            ("saturation_w", self.saturation_w > 0), ("probe_every_s", self.probe_every_s >= 0),
+            ("ramp_lead", self.ramp_lead >= 0),
+        ) if not ok]
+        if problems:
+            raise ValueError(f"invalid control parameters: {', '.join(problems)}")
+
+
+def params_from_config(cfg: Any) -> ControlParams:
+    """ControlParams from a vzdivert.config.Config (`[control]` and `[load] rating_w`)."""
+    ctl = cfg.control
+    names = {f.name for f in fields(ControlParams)} - {"rating_w"}
+    return ControlParams(rating_w=cfg.load.rating_w,
+                         **{n: getattr(ctl, n) for n in names if hasattr(ctl, n)})
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+class Controller:
+    """Grid power in, power fraction (0..1) out. For the UI: `command_w`, `surplus_w` (the
+    estimate), `saturated` (the load draws nothing whatever we command)."""
+
+    def __init__(self, params: ControlParams) -> None:
+        self.params = params
+        n = params.max_delay_samples + 1
+        self._hist = [0.0] * (2 * n)  # commands, newest first (W); [0:n] may show in a reading
+        self._soff = [0.0] * (n + 2)  # surplus if the load drew nothing, newest first
+        self._lag_ev = 0.0  # > 0: the meter shows the newest command (the meter's property:
+        self.reset()        # kept over resets)
+
+    # -- public ------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the past (after stale data): the output restarts from 0."""
+        for buf in (self._hist, self._soff):
+            for i in range(len(buf)):
+                buf[i] = 0.0
+        self.command_w = 0.0
+        self.surplus_w = 0.0
+        self.saturated = False
+        self._s_on: float | None = None  # surplus estimate if the load follows the command
+        self._test_left = 0              # readings left for a pending test; 0 = none
+        self._ref_soff = 0.0             # surplus-if-off when the test started ...
+        self._ref_lo = self._ref_hi = 0.0  # ... and the commands that reading reflected
+        self._probe_left = 0             # readings left of a probing dip
+        self._probe_s = 0.0              # time towards the next probe
+        self._backoff = 1
+        self._ramp_hist = [0.0] * 4
+        self._fresh = True  # the first big move after a (re)start is checked too
+        self._evidence = 0.0
+        self._s_new: float | None = None
+        self._s_old = 0.0
+
+    def update_params(self, params: ControlParams) -> None:
+        """Take new parameters without a bump: the output fraction stays where it is and
+        the estimates carry on (a new target moves the output, as it should)."""
+        old = self.params
+        if params.rating_w != old.rating_w:  # same fraction, so the same physical power
+            scale = params.rating_w / old.rating_w
+            for i in range(len(self._hist)):
+                self._hist[i] *= scale
+            self._ref_lo *= scale
+            self._ref_hi *= scale
+            self.command_w = self._hist[0]
+        n = params.max_delay_samples + 1
+        for buf, size in ((self._hist, 2 * n), (self._soff, n + 2)):
+            while len(buf) < size:
+                buf.append(buf[-1])
+            del buf[size:]
+        self.params = params
+
+    def step(self, grid_w: float, dt_s: float) -> float:
+        """One reading (W, + = import) after dt_s seconds; returns the power fraction 0..1."""
+        p = self.params
+        hist, soff = self._hist, self._soff
+        rating = p.rating_w
+        if not -1e9 < grid_w < 1e9:  # NaN or absurd: nothing to learn, hold the output
+            return hist[0] / rating
+        dt = dt_s if 1e-3 < dt_s < 3600.0 else 1e-3 if not dt_s >= 3600.0 else 3600.0
+        n = p.max_delay_samples + 1
+        s_off = p.target_w - grid_w
+        soff.pop()
+        soff.insert(0, s_off)
+        lo_cmd = hi_cmd = hist[0]
+        for i in range(1, n):  # the reading reflects some mixture of these commands
+            c = hist[i]
+            lo_cmd = c if c < lo_cmd else lo_cmd
+            hi_cmd = c if c > hi_cmd else hi_cmd
+        lo_on, hi_on = lo_cmd + s_off, hi_cmd + s_off
+        s_on = 0.5 * (lo_on + hi_on) if self._s_on is None else _clamp(self._s_on, lo_on, hi_on)
+        lead_n = n
+        if self._lag(hist[0] + s_off, hist[n - 1] + s_off, dt):
+            s_on = hist[0] + s_off  # the meter shows our latest command already
+            lead_n = 1
+
+        was_saturated = self.saturated
+        if self._test_left:
+            self._judge(s_off, lo_cmd, hi_cmd)
+        if self.saturated:
+            s_on = self._closing(s_on, lo_on, hi_on)
+            if self.saturated and self._s_on is not None:
+                self._misjudged(abs(s_on - self._s_on), abs(s_off - soff[1]), dt)
+        elif not self._test_left and self._fresh:
+            self._start_test(s_off, lo_cmd, hi_cmd)  # is anything connected at all?
+        elif not self._test_left and self._sharp_jump(hist, n):
+            self._start_test(s_off, lo_cmd, hi_cmd)
+            self._probe_s = math.inf  # at 100 % only a dip can answer: probe now
+        self._fresh = False
+        if self.saturated and not was_saturated:  # our own drop to the surplus: next test
+            self._start_test(s_off, lo_cmd, hi_cmd)
+            self._evidence = 0.0
+        self._s_on = s_on
+        if self.saturated:  # follow the surplus up at once, down only once it is sure
+            surplus = soff[0]
+            for i in range(1, n):
+                surplus = soff[i] if soff[i] > surplus else surplus
+        else:
+            surplus = s_on + self._ramp(s_on, lead_n)
+        self.surplus_w = surplus
+
+        u = hist[0]
+        want = self._probe(_clamp(surplus, 0.0, rating), u, s_off, lo_cmd, hi_cmd, dt)
+        move = want - u
+        if abs(move) <= p.deadband_w and self._probe_left == 0:
+            move = 0.0
+        tau = p.response_up_s if move > 0 else p.response_down_s
+        if tau > 0.0:
+            move *= 1.0 - math.exp(-dt / tau)
+        if p.slew_w_per_s > 0.0:
+            move = _clamp(move, -p.slew_w_per_s * dt, p.slew_w_per_s * dt)
+        new = _clamp(u + move, 0.0, rating)
+        hist.pop()
+        hist.insert(0, new)
+        self.command_w = new
+        return new / rating
+
+    def _lag(self, s_new: float, s_old: float, dt: float) -> bool:
+        """Does the meter show our newest command (no delay)? The surplus computed with the
+        right assumption is the smoother one: the wrong one carries our own moves."""
+        if self._s_new is not None:
+            ev = self._lag_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_old - self._s_old) \
+                - abs(s_new - self._s_new)
+            limit = 4.0 * self.params.saturation_w
+            self._lag_ev = -limit if ev < -limit else limit if ev > limit else ev
+        self._s_new, self._s_old = s_new, s_old
+        return self._lag_ev >= 2.0 * self.params.saturation_w
+
+    def _ramp(self, s_on: float, n: int) -> float:
+        """On a steady ramp (clouds) the surplus will have moved on by the time our command
+        shows: lead by the ramp's increment over the delay window."""
+        h = self._ramp_hist
+        h.pop()
+        h.insert(0, s_on)
+        if self.params.ramp_lead <= 0.0:
+            return 0.0
+        d0, d1, d2 = h[0] - h[1], h[1] - h[2], h[2] - h[3]
+        lo = min(d0, d1, d2)
+        hi = max(d0, d1, d2)
+        if lo > 0.0 and lo >= 0.5 * hi or hi < 0.0 and hi <= 0.5 * lo:
+            mid = d0 + d1 + d2 - lo - hi
+            return self.params.ramp_lead * n * mid
+        return 0.0
+
+    # -- saturation ----------------------------------------------------------------------
+    def _start_test(self, s_off: float, lo_cmd: float, hi_cmd: float) -> None:
+        self._ref_soff, self._ref_lo, self._ref_hi = s_off, lo_cmd, hi_cmd
+        self._test_left = 4 * (self.params.max_delay_samples + 1)
+
+    def _judge(self, s_off: float, lo_cmd: float, hi_cmd: float) -> None:
+        """Once our commands differ from those at the test's start by saturation_w for
+        sure, did the meter see it? If the load draws, the surplus-if-off moved by the
+        difference; if it draws nothing, it stayed."""
+        sat = self.params.saturation_w
+        if lo_cmd - self._ref_hi < sat and self._ref_lo - hi_cmd < sat:
+            self._test_left -= 1  # not far enough apart yet
+            return
+        self._test_left = 0
+        ref = self._ref_soff
+        pred_lo, pred_hi = ref - (hi_cmd - self._ref_lo), ref - (lo_cmd - self._ref_hi)
+        miss_on = pred_lo - s_off if s_off < pred_lo else s_off - pred_hi if s_off > pred_hi \
+            else 0.0
+        alive = miss_on < abs(s_off - ref)
+        if alive == self.saturated:
+            self.saturated = not alive
+            self._probe_left = 0
+            self._probe_s = 0.0
+            self._backoff = 1
+        elif alive:
+            self._backoff = min(2 * self._backoff, _MAX_BACKOFF)
+
+    def _sharp_jump(self, hist: list[float], n: int) -> bool:
+        """The export rose sharply (within n readings, after a steady one) by about the
+        power steadily commanded before: what a thermostat opening looks like. Cloud edges
+        take longer and rarely match."""
+        before = hist[n]
+        if before < self.params.saturation_w:
+            return False
+        for i in range(n + 1, len(hist)):
+            if abs(hist[i] - before) > 0.1 * before:
+                return False
+        soff = self._soff
+        return (abs(soff[0] - soff[n] - before) <= _ARM_TOLERANCE * before
+                and abs(soff[n] - soff[n + 1]) <= 0.5 * _ARM_TOLERANCE * before)
+
+    def _steady(self, tolerance_w: float) -> bool:
+        soff = self._soff
+        for i in range(1, len(soff)):
+            if abs(soff[i] - soff[0]) > tolerance_w:
+                return False
+        return True
+
+    def _misjudged(self, cost_on: float, cost_off: float, dt: float) -> None:
+        """While saturated the command follows the surplus-if-off. If the load does draw
+        after all, that loop swings: the surplus-if-off jumps about while the surplus-if-on
+        stays calm. Collect that difference (W); enough of it ends saturation."""
+        ev = self._evidence * math.exp(-dt / _EVIDENCE_TAU_S) + cost_off - cost_on
+        self._evidence = ev if ev > 0.0 else 0.0
+        if ev >= 2.0 * self.params.saturation_w:
+            self.saturated = False
+            self._test_left = 0
+
+    def _closing(self, s_on: float, lo_on: float, hi_on: float) -> float:
+        """While saturated: has the load come back on with the surplus unchanged? Then the
+        reading rose by the commanded power relative to an earlier reading."""
+        soff = self._soff
+        sat = self.params.saturation_w
+        for i in range(1, len(soff) - 1):
+            before = soff[i]
+            moved = abs(soff[0] - before)
+            off_by = lo_on - before if before < lo_on else before - hi_on if before > hi_on \
+                else 0.0
+            if moved >= 0.5 * sat and off_by < 0.1 * (moved + sat):
+                self.saturated = False
+                self._test_left = 0
+                return _clamp(before, lo_on, hi_on)
+        return s_on
+
+    def _probe(self, want: float, u: float, s_off: float, lo_cmd: float, hi_cmd: float,
+               dt: float) -> float:
+        """Dip by saturation_w until the test is judged, when more command cannot show
+        whether the load draws: at 100 % with export after probe_every_s (doubling while
+        the load answers, at once after a sharp jump), and every few seconds while
+        saturated (free then: the load draws nothing)."""
+        p = self.params
+        sat = p.saturation_w
+        if self._probe_left > 0 and self._test_left:
+            self._probe_left -= 1
+            return min(want, self._ref_lo - sat)
+        self._probe_left = 0
+        if self.saturated:
+            every = min(p.probe_every_s, _SATURATED_PROBE_S)
+            eligible = want >= sat and u >= sat
+        else:
+            every = p.probe_every_s * self._backoff
+            eligible = u >= p.rating_w and want >= p.rating_w and s_off >= sat
+        if p.probe_every_s <= 0.0 or not eligible:
+            self._probe_s = 0.0 if not self._test_left else self._probe_s
+            return want
+        self._probe_s += dt
+        if self._probe_s < every or not self._steady(0.5 * sat):
+            return want  # a moving surplus could hide the answer: wait for a quiet moment
+        self._probe_s = 0.0
+        if not self._test_left:
+            self._start_test(s_off, lo_cmd, hi_cmd)
+        self._probe_left = self._test_left
+        return min(want, self._ref_lo - sat)
