@@ -155,8 +155,9 @@ def _respond(start_response: StartResponse, status: int, body: dict | None = Non
         start_response(f"{status} {reason}", headers)
         return []
     data = json.dumps(body).encode()
-    if status >= 400:
-        headers.append(("X-Influxdb-Error", body.get("error", "")[:200]))
+    if status >= 400:  # a header holds one line of latin-1; the body has the whole text
+        first = body.get("error", "").split("\n", 1)[0][:200]
+        headers.append(("X-Influxdb-Error", first.encode("latin-1", "replace").decode("latin-1")))
     headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
     start_response(f"{status} {reason}", headers)
     return [data]

@@ -25,7 +25,9 @@ log = logging.getLogger("vzdivert.supervisor")
 
 TICK_S = 0.1
 HEALTH_EVERY_S = 1.0
-WORKER_START_GRACE_S = 15.0  # first heartbeat may take this long (imports on a Pi 3)
+START_GRACE_S = 15.0  # a first heartbeat may take this long (imports on a Pi 3)
+HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats"}  # child -> stream it beats on
+INGEST_HANG_S = 5.0  # ingest publishes its stats every second
 NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_FIFO
 
 
@@ -42,7 +44,6 @@ class Arbiter:
         self.commands = Commands(self, base_cfg)
         self.notify = notify or (lambda state: None)
         self.running = True
-        self.last_heartbeat = 0.0
         self.worker_state: dict[str, Any] = {}
         self.output_off_ok: bool | None = None
         self.ready = False
@@ -55,10 +56,13 @@ class Arbiter:
     def run(self) -> int:
         rep = bus.bind(self.ctx, self.runtime_dir, "supervisor")
         health = bus.bind(self.ctx, self.runtime_dir, "health")
-        state = bus.subscribe(self.ctx, self.runtime_dir, "state", conflate=True)
         poller = zmq.Poller()
         poller.register(rep, zmq.POLLIN)
-        poller.register(state, zmq.POLLIN)
+        beats = {}  # heartbeat socket -> the child whose stream it is
+        for name, stream in HEARTBEATS.items():
+            sock = bus.subscribe(self.ctx, self.runtime_dir, stream, conflate=True)
+            poller.register(sock, zmq.POLLIN)
+            beats[sock] = self.children[name]
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.drive_output_off("start-up")
@@ -68,12 +72,9 @@ class Arbiter:
         try:
             while self.running:
                 events = dict(poller.poll(int(TICK_S * 1000)))
-                if state in events:
-                    self.worker_state = bus.decode(state.recv(), expect="state")
-                    self.last_heartbeat = time.monotonic()
-                    if not self.ready:
-                        self.ready = True
-                        self.notify("READY=1")
+                for sock, child in beats.items():
+                    if sock in events:
+                        self.heartbeat(child, bus.decode(sock.recv()))
                 if rep in events:
                     bus.serve_one(rep, self.commands.handlers)
                 self.watch()
@@ -95,17 +96,24 @@ class Arbiter:
 
     def spawn(self, child: Child) -> None:
         child.start()
-        if child.name == "rtworker":
-            self.last_heartbeat = 0.0
         log.info("started %s (pid %d)", child.name, child.pid)
+
+    def heartbeat(self, child: Child, msg: dict[str, Any]) -> None:
+        child.last_heartbeat = time.monotonic()
+        if child.name == "rtworker":
+            self.worker_state = msg
+            if not self.ready:  # the control loop runs: tell systemd we are up
+                self.ready = True
+                self.notify("READY=1")
 
     def watch(self) -> None:
         now = time.monotonic()
-        worker = self.children["rtworker"]
-        if worker.alive and self.worker_hung(worker, now):
-            log.error("rtworker (pid %d) silent for %.1f s: killing it", worker.pid,
-                      now - max(self.last_heartbeat, worker.started_mono))
-            worker.kill()
+        for name in HEARTBEATS:
+            child = self.children[name]
+            if child.alive and self.hung(child, now):
+                log.error("%s (pid %d) silent for %.1f s: killing it", name, child.pid,
+                          now - max(child.last_heartbeat, child.started_mono))
+                child.kill()
         for child in self.children.values():
             code = child.reap()
             if code is not None:
@@ -116,10 +124,13 @@ class Arbiter:
                 child.restarts += 1
                 self.spawn(child)
 
-    def worker_hung(self, worker: Child, now: float) -> bool:
-        if self.last_heartbeat < worker.started_mono:  # no heartbeat from this one yet
-            return now - worker.started_mono > WORKER_START_GRACE_S
-        return now - self.last_heartbeat > self.cfg.supervisor.hang_after_s
+    def hang_limit_s(self, child: Child) -> float:
+        return self.cfg.supervisor.hang_after_s if child.name == "rtworker" else INGEST_HANG_S
+
+    def hung(self, child: Child, now: float) -> bool:
+        if child.last_heartbeat < child.started_mono:  # no heartbeat from this one yet
+            return now - child.started_mono > START_GRACE_S
+        return now - child.last_heartbeat > self.hang_limit_s(child)
 
     def drive_output_off(self, why: str) -> None:
         """The supervisor's own path to a safe output; the worker must be gone (or not yet
@@ -133,9 +144,12 @@ class Arbiter:
             log.error("could not drive the output to 0 (%s): %s", why, exc)
 
     def healthy(self) -> bool:
+        """All alive, and the ones with a heartbeat heard from recently (systemd's watchdog
+        is pinged only then)."""
         now = time.monotonic()
-        return (all(c.alive for c in self.children.values())
-                and now - self.last_heartbeat < self.cfg.supervisor.hang_after_s)
+        return all(c.alive for c in self.children.values()) and all(
+            now - self.children[n].last_heartbeat < self.hang_limit_s(self.children[n])
+            for n in HEARTBEATS)
 
     def processes(self) -> dict[str, dict[str, Any]]:
         return {name: child.describe() for name, child in self.children.items()}

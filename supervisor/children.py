@@ -54,6 +54,7 @@ class Child:
     restarts: int = 0
     last_exit: str = ""
     started_mono: float = 0.0
+    last_heartbeat: float = 0.0
     next_start_mono: float = 0.0
     backoff_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)

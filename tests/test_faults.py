@@ -122,3 +122,19 @@ def test_safe_off_fails_loudly_without_pigpiod(tmp_path) -> None:
                             timeout=30)
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "pigpiod" in result.stderr
+
+
+def test_sigstop_ingest_is_replaced(system: System, emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    old = system.pid("ingest")
+    os.kill(old, signal.SIGSTOP)  # hung: no stats heartbeat, no data; stale zeroes first
+    try:
+        wait_for(lambda: duty(emulator) == 0.0, 6, what="stale zero while ingest hangs")
+        wait_for(lambda: system.state()["processes"]["ingest"]["pid"] not in (None, old), 15,
+                 what="hung ingest replaced")
+    finally:
+        try:
+            os.kill(old, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    export_until_on(system, emulator)
