@@ -156,7 +156,8 @@ def _respond(start_response: StartResponse, status: int, body: dict | None = Non
         return []
     data = json.dumps(body).encode()
     if status >= 400:  # a header holds one line of latin-1; the body has the whole text
-        first = body.get("error", "").split("\n", 1)[0][:200]
+        first = "".join(c if c.isprintable() else "?"
+                        for c in (body.get("error", "").splitlines() or [""])[0][:200])
         headers.append(("X-Influxdb-Error", first.encode("latin-1", "replace").decode("latin-1")))
     headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
     start_response(f"{status} {reason}", headers)

@@ -154,7 +154,7 @@ class Controller:
         lo_on, hi_on = lo_cmd + s_off, hi_cmd + s_off
         s_on = 0.5 * (lo_on + hi_on) if self._s_on is None else _clamp(self._s_on, lo_on, hi_on)
         lead_n = n
-        if self._lag(hist[0] + s_off, hist[n - 1] + s_off, dt):
+        if self._lag(hist[0] + s_off, hist[n - 1] + s_off, dt, not self.saturated):
             s_on = hist[0] + s_off  # the meter shows our latest command already
             lead_n = 1
 
@@ -199,10 +199,11 @@ class Controller:
         self.command_w = new
         return new / rating
 
-    def _lag(self, s_new: float, s_old: float, dt: float) -> bool:
+    def _lag(self, s_new: float, s_old: float, dt: float, learn: bool) -> bool:
         """Does the meter show our newest command (no delay)? The surplus computed with the
-        right assumption is the smoother one: the wrong one carries our own moves."""
-        if self._s_new is not None:
+        right assumption is the smoother one: the wrong one carries our own moves (which
+        only show while the load draws: no learning while saturated)."""
+        if self._s_new is not None and learn:
             ev = self._lag_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_old - self._s_old) \
                 - abs(s_new - self._s_new)
             limit = 4.0 * self.params.saturation_w
@@ -304,8 +305,8 @@ class Controller:
                dt: float) -> float:
         """Dip by saturation_w until the test is judged, when more command cannot show
         whether the load draws: at 100 % with export after probe_every_s (doubling while
-        the load answers, at once after a sharp jump), and every few seconds while
-        saturated (free then: the load draws nothing)."""
+        the load answers, at once after a sharp jump), and every 30 s while saturated
+        (free then: the load draws nothing, unless it comes back during the dip)."""
         p = self.params
         sat = p.saturation_w
         if self._probe_left > 0 and self._test_left:

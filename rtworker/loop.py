@@ -173,6 +173,9 @@ class Worker:
         self.last_output_mono = now
 
     def power_w(self) -> float:
+        """Modelled load power; 0 while the load is seen not to draw (thermostat open)."""
+        if self.controller.saturated:
+            return 0.0
         return self.curve.power_fraction(self.duty) * self.cfg.load.rating_w
 
     def shutdown(self, reason: str) -> None:
@@ -233,9 +236,12 @@ class Worker:
             cfg = self.cfg.with_settings(settings)
         except ConfigError as exc:
             raise bus.CommandError("invalid settings", exc.errors) from exc
-        self.cfg = cfg
+        try:
+            curve = curve_from_config(cfg)
+        except ValueError as exc:
+            raise bus.CommandError("invalid settings", [str(exc)]) from exc
+        self.cfg, self.curve = cfg, curve
         self.controller.update_params(params_from_config(cfg))
-        self.curve = curve_from_config(cfg)
         set_frequency = getattr(self.output, "set_frequency", None)
         if set_frequency is not None:
             set_frequency(cfg.output.frequency_hz)

@@ -27,6 +27,7 @@ TICK_S = 0.1
 HEALTH_EVERY_S = 1.0
 START_GRACE_S = 15.0  # a first heartbeat may take this long (imports on a Pi 3)
 HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats"}  # child -> stream it beats on
+ESSENTIAL = ("rtworker", "ingest", "webui")  # systemd's watchdog is fed only while these run
 INGEST_HANG_S = 5.0  # ingest publishes its stats every second
 NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_FIFO
 
@@ -37,7 +38,8 @@ class Arbiter:
                  notify: Callable[[str], None] | None = None):
         self.base_cfg, self.runtime_dir = base_cfg, runtime_dir
         args = ["--config", str(config_path), "--runtime-dir", str(runtime_dir)]
-        names = ("rtworker", "ingest", "webui", *extra_children)
+        optional = ("mqtt",) if base_cfg.mqtt.enabled else ()
+        names = ("rtworker", "ingest", "webui", *optional, *extra_children)
         modules = {"house": "vzdivert.house", "mqtt": "vzdivert.mqtt"}
         self.children = {n: Child(n, modules.get(n, n), args, NICE.get(n, 0)) for n in names}
         self.ctx = zmq.Context()
@@ -147,7 +149,7 @@ class Arbiter:
         """All alive, and the ones with a heartbeat heard from recently (systemd's watchdog
         is pinged only then)."""
         now = time.monotonic()
-        return all(c.alive for c in self.children.values()) and all(
+        return all(self.children[n].alive for n in ESSENTIAL) and all(
             now - self.children[n].last_heartbeat < self.hang_limit_s(self.children[n])
             for n in HEARTBEATS)
 

@@ -41,7 +41,7 @@ def test_any_body_gets_an_influx_answer(parts: list[bytes]) -> None:
     status, headers, data = call(make_app([]), b"\n".join(parts))
     assert status.split()[0] in ("204", "400")
     for _name, value in headers:
-        assert "\n" not in value and "\r" not in value
+        assert value.isprintable()
         value.encode("latin-1")  # what a WSGI server can put on the wire
     if status.startswith("400"):
         assert json.loads(data)["error"]

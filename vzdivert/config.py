@@ -127,6 +127,17 @@ def _password_check(value: str) -> str | None:
     return None
 
 
+def _curve_points_check(value: list) -> str | None:
+    if not value:
+        return None
+    from rtworker.curves import check_table_points  # the curve owns its validation
+    try:
+        check_table_points(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 HW_PWM_GPIOS = (12, 13, 18, 19)
 
 SCHEMA: tuple[Key, ...] = (
@@ -155,12 +166,24 @@ SCHEMA: tuple[Key, ...] = (
         "A newest timestamp older than this means the logger's clock is wrong (arrival time "
         "used, reported); younger but older than stale_after_s means a replayed old reading, "
         "which is dropped.", min=60, max=10 * 365 * 86400, unit="s"),
+    Key("ingest", "forward_url", str, "",
+        "Also send every accepted write to this InfluxDB write URL (e.g. "
+        "http://nas:8086/write?db=vzlogger or .../api/v2/write?org=home&bucket=vz); "
+        "empty: off. Never delays control; drops are counted.",
+        check=lambda v: None if not v or v.startswith(("http://", "https://"))
+        else "expected an http:// or https:// URL"),
+    Key("ingest", "forward_token", str, "", "Token for the upstream (v2); empty: none."),
+    Key("ingest", "forward_username", str, "", "User for the upstream (v1 Basic auth)."),
+    Key("ingest", "forward_password", str, "", "Password for `forward_username`."),
+    Key("ingest", "forward_queue", int, 1000,
+        "Writes held while the upstream is slow or down; more are dropped and counted.",
+        min=1, max=1_000_000),
     Key("ingest", "max_body_bytes", int, 10_000_000,
         "Largest request body accepted; bigger writes get 413.", min=1024, max=1_000_000_000,
         unit="bytes"),
     Key("output", "driver", str, "pigpio",
-        "Output back-end: pigpio (Pi <= 4) or sim (no hardware).",
-        choices=("pigpio", "sim")),
+        "Output back-end: pigpio (Pi <= 4), sysfs (kernel PWM, Pi 5) or sim (no hardware).",
+        choices=("pigpio", "sim", "sysfs")),
     Key("output", "gpio", int, 12,
         "BCM GPIO of the PWM output; 12, 13, 18 and 19 use hardware PWM.", min=0, max=53),
     Key("output", "frequency_hz", int, 600,
@@ -168,17 +191,62 @@ SCHEMA: tuple[Key, ...] = (
         "few Hz so the meter can average it.", min=1, max=30_000_000, unit="Hz", tunable=True),
     Key("output", "pigpio_host", str, "127.0.0.1", "Host of the pigpiod daemon."),
     Key("output", "pigpio_port", int, 8888, "TCP port of the pigpiod daemon.", min=1, max=65535),
+    Key("output", "pwm_range", int, 1000,
+        "Duty steps of pigpio software PWM (GPIOs other than 12, 13, 18, 19); pigpiod may "
+        "offer fewer at the chosen frequency.", min=25, max=40000),
+    Key("output", "status_gpio", int, -1,
+        "GPIO lit while the output is on (pigpio driver); -1: none.", min=-1, max=53),
+    Key("output", "sysfs_root", str, "/sys/class/pwm",
+        "Kernel PWM class directory (sysfs driver)."),
+    Key("output", "sysfs_device", str, "1f00098000.pwm",
+        "The PWM chip's device path ends in this (sysfs driver); 1f00098000.pwm is the Pi 5's."),
+    Key("output", "sysfs_channel", int, -1,
+        "PWM channel (sysfs driver); -1: from the GPIO (Pi 5: 12, 13, 18, 19 -> 0-3).",
+        min=-1, max=15),
     Key("load", "rating_w", float, 2000.0, "Power the load draws at full output.",
         min=1, max=100_000, unit="W", tunable=True),
     Key("load", "curve", str, "linear",
-        "Power-to-duty mapping: linear (SSR, burst firing) or pfc (phase-fired controller).",
-        choices=("linear", "pfc"), tunable=True),
+        "Power-to-duty mapping: linear (SSR, burst firing), pfc (phase-fired controller, exact "
+        "inverse of its power curve), parametric (the original project's acos + tuned curve, "
+        "exponents curve_e1/curve_e2) or table (measured points, see curve_points).",
+        choices=("linear", "pfc", "parametric", "table"), tunable=True),
+    Key("load", "curve_e1", float, 0.67, "Inner exponent of the parametric curve.",
+        min=0.05, max=5, tunable=True),
+    Key("load", "curve_e2", float, 0.88, "Outer exponent of the parametric curve.",
+        min=0.05, max=5, tunable=True),
+    Key("load", "curve_points", list, [],
+        "Calibration points [[duty, fraction], ...] for curve = table (duty rising, fraction "
+        "not falling, both 0..1); `vzdivert calibrate` writes them.",
+        tunable=True, check=_curve_points_check),
     Key("control", "target_w", float, 0.0,
         "Grid power setpoint; negative allows some export, positive some import.",
         min=-100_000, max=100_000, unit="W", tunable=True),
-    Key("control", "ki_per_s", float, 0.5,
-        "Integral gain: fraction of the power error corrected per second.",
-        min=0, max=10, unit="1/s", tunable=True),
+    Key("control", "response_up_s", float, 0.0,
+        "Time constant for raising the power; 0 = as fast as the meter allows (deadbeat).",
+        min=0, max=600, unit="s", tunable=True),
+    Key("control", "response_down_s", float, 0.0,
+        "Time constant for lowering the power; 0 = as fast as the meter allows (deadbeat).",
+        min=0, max=600, unit="s", tunable=True),
+    Key("control", "deadband_w", float, 0.0,
+        "Grid errors smaller than this do not move the output.",
+        min=0, max=10_000, unit="W", tunable=True),
+    Key("control", "slew_w_per_s", float, 0.0,
+        "Largest change of the commanded power per second; 0 = unlimited.",
+        min=0, max=1_000_000, unit="W/s", tunable=True),
+    Key("control", "max_delay_samples", int, 1,
+        "How many readings late the meter may show a change of the output (its averaging "
+        "and reporting delay); the controller is deadbeat for any delay up to this.",
+        min=0, max=8, unit="readings", tunable=True),
+    Key("control", "saturation_w", float, 250.0,
+        "Size of the moves that test whether the load still draws (thermostat open?); "
+        "keep it well above the household's noise.",
+        min=10, max=100_000, unit="W", tunable=True),
+    Key("control", "probe_every_s", float, 120.0,
+        "At 100 % with export, probe the load (a short dip) after this long, doubling while "
+        "it answers; 0 = never probe.", min=0, max=86_400, unit="s", tunable=True),
+    Key("control", "ramp_lead", float, 1.0,
+        "On a steady ramp (clouds), lead the surplus by this many delay windows; 0 = off.",
+        min=0, max=2, tunable=True),
     Key("watchdog", "stale_after_s", float, 10.0,
         "Output goes to 0 when no fresh reading arrived for this long.",
         min=0.5, max=300, unit="s", tunable=True),
@@ -208,7 +276,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("mqtt", "host", str, "127.0.0.1", "Host of the MQTT broker."),
     Key("mqtt", "port", int, 1883, "TCP port of the MQTT broker (8883 usually with tls).",
         min=1, max=65535),
-    Key("mqtt", "tls", bool, False, "Connect with TLS, checking the broker against the system CAs."),
+    Key("mqtt", "tls", bool, False,
+        "Connect with TLS, checking the broker against the system CAs."),
     Key("mqtt", "username", str, "", "Broker user; empty: connect anonymously."),
     Key("mqtt", "password", str, "", "Password for `username`."),
     Key("mqtt", "client_id", str, "", "MQTT client id; empty: vzdivert-<hostname>."),
@@ -260,6 +329,11 @@ class Config:
                 values[key.path] = key.coerce(value)
             except ValueError as exc:
                 errors.append(str(exc).replace(key.path, name, 1))
+        if not errors:  # rules between keys hold for live settings too, by setting name
+            paths = {k.path: n for n, k in TUNABLES.items()}
+            for problem in _cross_checks(values):
+                path, _, rest = problem.partition(": ")
+                errors.append(f"{paths.get(path, path)}: {rest}")
         if errors:
             raise ConfigError(errors)
         return Config(values, self.source)
@@ -294,6 +368,9 @@ def validate(data: dict[str, Any], source: str = "<config>") -> Config:
 
 def _cross_checks(values: dict[str, Any]) -> list[str]:
     errors = []
+    if values["load.curve"] == "table" and not values["load.curve_points"]:
+        errors.append("load.curve_points: required when load.curve is 'table' "
+                      "(run `vzdivert calibrate`)")
     host = values["webui.listen"].rpartition(":")[0].strip("[]")
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
         errors.append(f"webui.password: required when webui.listen is not loopback "
