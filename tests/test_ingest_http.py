@@ -7,79 +7,12 @@ import base64
 import gzip
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import zmq
-from syshelp import REPO, free_port, wait_for
-
-from vzdivert import bus
-
-
-class Ingest:
-    def __init__(self, tmp: Path, extra: str = ""):
-        self.port = free_port()
-        self.runtime = tmp / "rt"
-        self.runtime.mkdir(mode=0o700)
-        cfg = tmp / "ingest.toml"
-        cfg.write_text(f'[ingest]\nlisten = "127.0.0.1:{self.port}"\nmax_body_bytes = 4096\n'
-                       f'{extra}\n[state]\ndir = "{tmp}"\n')
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "--config", str(cfg), "--runtime-dir",
-             str(self.runtime)], cwd=REPO, start_new_session=True)
-        self.ctx = zmq.Context()
-        self.sub = bus.subscribe(self.ctx, self.runtime, "readings")
-        wait_for(self.ping, 20, what="ingest answering /ping")
-        wait_for(self.subscribed, 10, what="subscription through (slow joiner)")
-
-    def subscribed(self) -> bool:
-        """Post until a reading arrives, then drain: PUB drops until SUB has joined."""
-        headers = {"Authorization": "Token s3cret", "Content-Type": "text/plain"}
-        self.request("POST", "/write?db=vzlogger&precision=ms&u=vz&p=pw",
-                     f"leistung value=0 {now_ms()}\n".encode(), headers)
-        if not self.sub.poll(50):
-            return False
-        while self.sub.poll(200):
-            self.sub.recv()
-        return True
-
-    def ping(self) -> bool:
-        return self.request("GET", "/ping")[0] == 204
-
-    def request(self, method: str, path: str, body: bytes = b"",
-                headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
-
-    def write(self, body: str | bytes, db: str = "vzlogger", headers: dict | None = None,
-              path: str = "/write") -> tuple[int, dict, bytes]:
-        data = body.encode() if isinstance(body, str) else body
-        hdrs = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
-        query = f"db={db}" if path == "/write" else f"bucket={db}&org=home"
-        query += "&precision=ms"
-        return self.request("POST", f"{path}?{query}", data, hdrs)
-
-    def next_reading(self, timeout_s: float = 5.0) -> dict:
-        assert self.sub.poll(int(timeout_s * 1000)), "no reading published"
-        return bus.decode(self.sub.recv(), expect="reading")
-
-    def no_reading(self, within_s: float = 0.3) -> bool:
-        return not self.sub.poll(int(within_s * 1000))
-
-    def close(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(10)
-        self.ctx.destroy(0)
+from syshelp import IngestProcess as Ingest
+from syshelp import wait_for
 
 
 @pytest.fixture
