@@ -6,6 +6,7 @@ restarted: pigpiod and kernel PWM keep the last duty when their client dies."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import time
@@ -30,6 +31,7 @@ HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats"}  # child -> stream 
 ESSENTIAL = ("rtworker", "ingest", "webui")  # systemd's watchdog is fed only while these run
 INGEST_HANG_S = 5.0  # ingest publishes its stats every second
 NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_FIFO
+SIDE_CHILDREN = ("webui", "mqtt", "house")  # kept off the worker's CPU when it is pinned
 
 
 class Arbiter:
@@ -41,7 +43,9 @@ class Arbiter:
         optional = ("mqtt",) if base_cfg.mqtt.enabled else ()
         names = ("rtworker", "ingest", "webui", *optional, *extra_children)
         modules = {"house": "vzdivert.house", "mqtt": "vzdivert.mqtt"}
-        self.children = {n: Child(n, modules.get(n, n), args, NICE.get(n, 0)) for n in names}
+        self.children = {n: Child(n, modules.get(n, n), args, NICE.get(n, 0),
+                                  self.side_cpus(base_cfg) if n in SIDE_CHILDREN else frozenset())
+                         for n in names}
         self.ctx = zmq.Context()
         self.commands = Commands(self, base_cfg)
         self.notify = notify or (lambda state: None)
@@ -49,6 +53,12 @@ class Arbiter:
         self.worker_state: dict[str, Any] = {}
         self.output_off_ok: bool | None = None
         self.ready = False
+
+    @staticmethod
+    def side_cpus(cfg: Config) -> frozenset[int]:
+        """All CPUs but the one the worker is pinned to (none pinned, or one CPU: any)."""
+        cpus = os.sched_getaffinity(0) - {cfg.rtworker.cpu}
+        return frozenset(cpus) if cfg.rtworker.cpu >= 0 and cpus else frozenset()
 
     @property
     def cfg(self) -> Config:

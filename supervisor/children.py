@@ -17,11 +17,11 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_MIN_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 0.5, 30.0, 60.0
 
 
-def _prepare(nice: int) -> Callable[[], None]:
+def _prepare(nice: int, cpus: frozenset[int]) -> Callable[[], None]:
     def prepare() -> None:
         """Runs in the child before exec: SIGTERM it if the supervisor dies (even by
         kill -9), so a worker never outlives its supervisor with the output on; and set its
-        CPU weight (the UI yields to the control path)."""
+        CPU weight and CPUs (the UI yields to, and stays off the CPU of, the control loop)."""
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         except OSError:
@@ -31,6 +31,11 @@ def _prepare(nice: int) -> Callable[[], None]:
                 os.setpriority(os.PRIO_PROCESS, 0, nice)
             except OSError:
                 pass  # raising priority needs CAP_SYS_NICE; without it the default stays
+        if cpus:
+            try:
+                os.sched_setaffinity(0, cpus)
+            except OSError:
+                pass
 
     return prepare
 
@@ -50,6 +55,7 @@ class Child:
     module: str
     args: list[str]
     nice: int = 0  # CPU weight: negative for the control path, positive for the UI
+    cpus: frozenset[int] = frozenset()  # empty: any CPU
     proc: subprocess.Popen | None = None
     restarts: int = 0
     last_exit: str = ""
@@ -69,7 +75,8 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args],
-                                     preexec_fn=_prepare(self.nice), stdin=subprocess.DEVNULL,
+                                     preexec_fn=_prepare(self.nice, self.cpus),
+                                     stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.started_mono = time.monotonic()
 

@@ -108,7 +108,11 @@ class System:
             [sys.executable, "-m", "vzdivert.cli", "run", "--config", str(self.config)],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
             env={**os.environ, "VZDIVERT_LOG": "DEBUG"})
-        wait_for(lambda: self.all_alive(), timeout_s, what="all processes alive")
+        try:
+            wait_for(lambda: self.all_alive(), timeout_s, what="all processes alive")
+        except BaseException:
+            self.kill_all()  # a fixture that fails in set-up never reaches its finaliser
+            raise
         return self
 
     def all_alive(self) -> bool:
@@ -172,8 +176,12 @@ class IngestProcess:
              str(self.runtime)], cwd=REPO, start_new_session=True)
         self.ctx = zmq.Context()
         self.sub = bus.subscribe(self.ctx, self.runtime, "readings")
-        wait_for(self.ping, 20, what="ingest answering /ping")
-        wait_for(self.subscribed, 10, what="subscription through (slow joiner)")
+        try:
+            wait_for(self.ping, 20, what="ingest answering /ping")
+            wait_for(self.subscribed, 10, what="subscription through (slow joiner)")
+        except BaseException:
+            self.close()
+            raise
 
     def subscribed(self) -> bool:
         """Post until a reading arrives, then drain: PUB drops until SUB has joined."""
