@@ -310,7 +310,9 @@ function buildForm(doc) {
         });
       }
       input.dataset.type = meta.type;
-      input.addEventListener("input", () => clearFieldError(name));
+      const edited = () => { input.dataset.dirty = "1"; clearFieldError(name); };
+      input.addEventListener("input", edited);
+      input.addEventListener("change", edited);
       const help = [meta.help, rangeText(meta) && `Allowed: ${rangeText(meta)}.`,
         `Default: ${JSON.stringify(doc.defaults[name])}${meta.unit ? " " + meta.unit : ""}.`]
         .filter(Boolean).join(" ");
@@ -324,10 +326,13 @@ function buildForm(doc) {
   fields.replaceChildren(...out);
 }
 
-function fillForm(doc) {
+// a refresh (another browser, the API, a late first load) never overwrites what the user
+// has typed but not saved yet; saving or resetting fills everything (force)
+function fillForm(doc, force = false) {
   for (const [name, value] of Object.entries(doc.settings)) {
     const input = document.getElementById(`f-${name}`);
-    if (!input) continue;
+    if (!input || (input.dataset.dirty && !force)) continue;
+    delete input.dataset.dirty;
     if (input.type === "checkbox") input.checked = !!value;
     else if (JSON_TYPES.includes(input.dataset.type)) input.value = JSON.stringify(value);
     else input.value = String(value);
@@ -412,7 +417,7 @@ async function saveSettings(ev) {
   if (r.ok) {
     settingsDoc = r.data;
     settingsSeen = JSON.stringify(r.data.settings);
-    fillForm(r.data);
+    fillForm(r.data, true);
     showMsg(r.data.applied === false ? "Saved; applies when the control loop is back."
       : "Saved and applied.", "ok");
   } else if (r.status === 422) {
@@ -449,7 +454,7 @@ async function resetSettings() {
     settingsDoc = r.data;
     settingsSeen = JSON.stringify(r.data.settings);
     for (const name of Object.keys(r.data.schema)) clearFieldError(name);
-    fillForm(r.data);
+    fillForm(r.data, true);
     showMsg("Reset to the config file's values.", "ok");
   } else {
     showMsg(`Not reset: ${(r.data.errors || [r.status]).join("; ")}`, "bad");
