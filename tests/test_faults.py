@@ -12,7 +12,7 @@ import time
 
 import pytest
 from conftest import GPIO, duty, export_until_on
-from syshelp import REPO, System, reading, vzlogger_post, wait_for
+from syshelp import REPO, System, reading, stopped, vzlogger_post, wait_for
 
 from vzdivert.pigpiod_emulator import PigpiodEmulator
 
@@ -127,14 +127,8 @@ def test_safe_off_fails_loudly_without_pigpiod(tmp_path) -> None:
 def test_sigstop_ingest_is_replaced(system: System, emulator: PigpiodEmulator) -> None:
     export_until_on(system, emulator)
     old = system.pid("ingest")
-    os.kill(old, signal.SIGSTOP)  # hung: no stats heartbeat, no data; stale zeroes first
-    try:
+    with stopped(old):  # hung: no stats heartbeat, no data; stale zeroes first
         wait_for(lambda: duty(emulator) == 0.0, 6, what="stale zero while ingest hangs")
         wait_for(lambda: system.state()["processes"]["ingest"]["pid"] not in (None, old), 15,
                  what="hung ingest replaced")
-    finally:
-        try:
-            os.kill(old, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     export_until_on(system, emulator)

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 from conftest import GPIO, duty, export_until_on
-from syshelp import System, wait_for
+from syshelp import System, stopped, wait_for
 
 from vzdivert.pigpiod_emulator import PigpiodEmulator
 
@@ -72,17 +72,11 @@ def test_sigstop_worker_is_killed_zeroed_restarted(system: System,
     export_until_on(system, emulator)
     old = system.pid("rtworker")
     system.recorder.armed.set()
-    os.kill(old, signal.SIGSTOP)  # hung: the heartbeat stops, the process does not end
-    try:
+    with stopped(old):  # hung: the heartbeat stops, the process does not end
         # the recorder runs after the emulator's reply: wait for it, not for the duty
         wait_for(lambda: system.recorder.writes, 5, what="hung worker's output written")
         first, alive_then = system.recorder.writes[0]
         assert first.duty == 0.0 and old not in alive_then
         wait_for(lambda: system.state()["processes"]["rtworker"]["pid"] not in (None, old),
                  20, what="rtworker replaced")
-    finally:
-        try:
-            os.kill(old, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     export_until_on(system, emulator)

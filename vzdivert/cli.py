@@ -9,6 +9,17 @@ from vzdivert import config as configmod
 from vzdivert.config import ConfigError
 
 
+def load_or_exit(path: str) -> configmod.Config:
+    """The config with the output driver's checks, or exit 2 naming each bad key."""
+    from supervisor.__main__ import load_checked
+
+    try:
+        return load_checked(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.__main__ import run
 
@@ -22,13 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from supervisor.__main__ import load_checked
-
-    try:
-        cfg = load_checked(args.file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg = load_or_exit(args.file)
     print(f"# {args.file}: valid. Effective configuration:")
     print(configmod.render(cfg, comments=False), end="")
     return 0
@@ -39,11 +44,7 @@ def cmd_safe_off(args: argparse.Namespace) -> int:
     from rtworker.drivers import OutputError, force_off
     from vzdivert import bus
 
-    try:
-        cfg = configmod.load(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg = load_or_exit(args.config)
     runtime_dir = (args.runtime_dir or bus.find_runtime_dir(cfg.state.dir)
                    or bus.make_runtime_dir())
     try:
@@ -58,32 +59,14 @@ def cmd_safe_off(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from vzdivert import calibrate
 
-    try:
-        cfg = configmod.load(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    return calibrate.run(cfg, args.yes)
+    return calibrate.run(load_or_exit(args.config), args.yes)
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
     """For `[webui] password`: store a hash instead of the plain text."""
-    import getpass
+    from webui.auth import main as auth_main
 
-    from webui.auth import hash_password
-
-    if sys.stdin.isatty():
-        plain = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != plain:
-            print("vzdivert hash-password: the two entries differ", file=sys.stderr)
-            return 1
-    else:
-        plain = sys.stdin.readline().rstrip("\n")
-    if not plain:
-        print("vzdivert hash-password: empty password", file=sys.stderr)
-        return 1
-    print(hash_password(plain))
-    return 0
+    return auth_main(["hash"])
 
 
 def cmd_example_config(args: argparse.Namespace) -> int:
