@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -90,3 +91,26 @@ def test_calibration_refuses_without_data(sim_system: System) -> None:
     result = calibrate(sim_system)  # nobody posts: the worker is stale
     assert result.returncode == 1
     assert "stale" in result.stdout
+
+
+def test_ctrl_c_aborts_with_output_zero(sim_system: System) -> None:
+    steady = Scenario("steady", "steady export", duration_s=None, pv_w=3500, base_w=300)
+    feed = HouseFeed(sim_system, steady)
+    feed.start()
+    try:
+        wait_for(lambda: not sim_system.state()["stale"], 10, what="fresh data from the house")
+        proc = subprocess.Popen([sys.executable, "-m", "vzdivert.cli", "calibrate", "--config",
+                                 str(sim_system.config), "--yes"], stdout=subprocess.PIPE,
+                                text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+        for line in proc.stdout:
+            if "duty  30%" in line:  # the load is on, part way
+                break
+        sim = bus.find_runtime_dir(sim_system.state_dir) / "sim-output"
+        assert read_sim_duty(sim) > 0
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stdout.read()
+        assert proc.wait(30) == 1 and "aborted, output 0: interrupted" in rest
+        assert read_sim_duty(sim) == 0.0
+    finally:
+        feed.stop.set()
+        feed.join()
