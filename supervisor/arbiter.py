@@ -34,6 +34,18 @@ NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_F
 SIDE_CHILDREN = ("webui", "mqtt", "house")  # kept off the worker's CPU when it is pinned
 
 
+def child_cpus(name: str, worker_cpu: int) -> frozenset[int]:
+    """With the worker pinned, the control path (ingest, its feeder) shares its CPU, where
+    the FIFO worker preempts it at once, and the side processes get the other CPUs. Not
+    pinned, or a single CPU: any (the worker pins itself)."""
+    others = frozenset(os.sched_getaffinity(0) - {worker_cpu})
+    if worker_cpu < 0 or not others:
+        return frozenset()
+    if name == "ingest":
+        return frozenset({worker_cpu})
+    return others if name in SIDE_CHILDREN else frozenset()
+
+
 class Arbiter:
     def __init__(self, base_cfg: Config, config_path: str, runtime_dir: Path,
                  extra_children: tuple[str, ...] = (),
@@ -44,8 +56,7 @@ class Arbiter:
         names = ("rtworker", "ingest", "webui", *optional, *extra_children)
         modules = {"house": "vzdivert.house", "mqtt": "vzdivert.mqtt"}
         self.children = {n: Child(n, modules.get(n, n), args, NICE.get(n, 0),
-                                  self.side_cpus(base_cfg) if n in SIDE_CHILDREN else frozenset())
-                         for n in names}
+                                  child_cpus(n, base_cfg.rtworker.cpu)) for n in names}
         self.ctx = zmq.Context()
         self.commands = Commands(self, base_cfg)
         self.notify = notify or (lambda state: None)
@@ -53,12 +64,6 @@ class Arbiter:
         self.worker_state: dict[str, Any] = {}
         self.output_off_ok: bool | None = None
         self.ready = False
-
-    @staticmethod
-    def side_cpus(cfg: Config) -> frozenset[int]:
-        """All CPUs but the one the worker is pinned to (none pinned, or one CPU: any)."""
-        cpus = os.sched_getaffinity(0) - {cfg.rtworker.cpu}
-        return frozenset(cpus) if cfg.rtworker.cpu >= 0 and cpus else frozenset()
 
     @property
     def cfg(self) -> Config:
