@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
                 stats_sock.send(bus.encode("ingest_stats", **stats.snapshot()))
 
     def stop(signum: int, frame: object) -> None:
+        """Unwind server.run() at once: closing the listener alone would wait for every
+        keep-alive client (vzlogger keeps one open) to time out."""
         stopping.set()
-        server.close()
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -61,11 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("listening on %s for database %r", ing.listen, ing.database)
     try:
         server.run()
-    except (OSError, ValueError):
-        if not stopping.is_set():
-            raise
+    except SystemExit:
+        pass
+    finally:
+        server.close()
+        with pub_lock:
+            ctx.destroy(0)
     log.info("stopped")
-    ctx.destroy(0)
     return 0
 
 

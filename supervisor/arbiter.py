@@ -29,7 +29,10 @@ HEALTH_EVERY_S = 1.0
 START_GRACE_S = 15.0  # a first heartbeat may take this long (imports on a Pi 3)
 HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats"}  # child -> stream it beats on
 ESSENTIAL = ("rtworker", "ingest", "webui")  # systemd's watchdog is fed only while these run
-INGEST_HANG_S = 5.0  # ingest publishes its stats every second
+INGEST_HANG_S = 5.0  # the ingest publishes its stats every second
+WEBUI_HANG_S = 10.0  # the web UI says `alive` every second
+# silence after which a child counts as hung (rtworker: `[supervisor] hang_after_s`)
+HANG_LIMITS_S = {"rtworker": 0.0, "ingest": INGEST_HANG_S, "webui": WEBUI_HANG_S}
 NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_FIFO
 SIDE_CHILDREN = ("webui", "mqtt", "house")  # kept off the worker's CPU when it is pinned
 
@@ -123,9 +126,17 @@ class Arbiter:
                 self.ready = True
                 self.notify("READY=1")
 
+    def child_alive(self, name: str) -> bool:
+        """A heartbeat by command, from a child without a stream (the web UI)."""
+        child = self.children.get(name)
+        if child is None or name not in HANG_LIMITS_S:
+            raise bus.CommandError(f"alive: {name!r} is not a watched process")
+        child.last_heartbeat = time.monotonic()
+        return True
+
     def watch(self) -> None:
         now = time.monotonic()
-        for name in HEARTBEATS:
+        for name in HANG_LIMITS_S:
             child = self.children[name]
             if child.alive and self.hung(child, now):
                 log.error("%s (pid %d) silent for %.1f s: killing it", name, child.pid,
@@ -142,12 +153,31 @@ class Arbiter:
                 self.spawn(child)
 
     def hang_limit_s(self, child: Child) -> float:
-        return self.cfg.supervisor.hang_after_s if child.name == "rtworker" else INGEST_HANG_S
+        return HANG_LIMITS_S[child.name] or self.cfg.supervisor.hang_after_s
 
     def hung(self, child: Child, now: float) -> bool:
-        if child.last_heartbeat < child.started_mono:  # no heartbeat from this one yet
-            return now - child.started_mono > START_GRACE_S
-        return now - child.last_heartbeat > self.hang_limit_s(child)
+        since = child.last_heartbeat
+        if since < child.started_mono:  # nothing heard from this one yet
+            bound = self.stream_bound_mono(child)
+            if bound is None:
+                return now - child.started_mono > START_GRACE_S
+            since = bound
+        return now - since > self.hang_limit_s(child)
+
+    def stream_bound_mono(self, child: Child) -> float | None:
+        """When the child bound its heartbeat stream (its socket file's mtime), or None.
+        PUB/SUB loses a new publisher's first messages, so a child that hangs right after
+        start-up must not get the whole start-up grace: from its bind on it must beat."""
+        stream = HEARTBEATS.get(child.name)
+        if stream is None:
+            return None
+        try:
+            mtime = (self.runtime_dir / f"{stream}.sock").stat().st_mtime
+        except FileNotFoundError:
+            return None
+        if mtime < child.started_wall:
+            return None  # the previous process's socket
+        return child.started_mono + (mtime - child.started_wall)
 
     def drive_output_off(self, why: str) -> None:
         """The supervisor's own path to a safe output; the worker must be gone (or not yet
@@ -166,7 +196,7 @@ class Arbiter:
         now = time.monotonic()
         return all(self.children[n].alive for n in ESSENTIAL) and all(
             now - self.children[n].last_heartbeat < self.hang_limit_s(self.children[n])
-            for n in HEARTBEATS)
+            for n in HANG_LIMITS_S)
 
     def processes(self) -> dict[str, dict[str, Any]]:
         return {name: child.describe() for name, child in self.children.items()}

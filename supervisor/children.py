@@ -60,6 +60,7 @@ class Child:
     restarts: int = 0
     last_exit: str = ""
     started_mono: float = 0.0
+    started_wall: float = 0.0
     last_heartbeat: float = 0.0
     next_start_mono: float = 0.0
     backoff_s: float = 0.0
@@ -78,7 +79,7 @@ class Child:
                                      preexec_fn=_prepare(self.nice, self.cpus),
                                      stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.started_mono = time.monotonic()
+        self.started_mono, self.started_wall = time.monotonic(), time.time()
 
     def reap(self) -> int | None:
         """The exit code if the child has ended since the last call (and forget it)."""

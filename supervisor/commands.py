@@ -37,6 +37,7 @@ class Commands:
             "get_settings": self.get_settings,
             "set_settings": self.set_settings,
             "reset_settings": self.reset_settings,
+            "alive": arbiter.child_alive,
         }
 
     def status(self) -> dict[str, Any]:

@@ -132,3 +132,17 @@ def test_sigstop_ingest_is_replaced(system: System, emulator: PigpiodEmulator) -
         wait_for(lambda: system.state()["processes"]["ingest"]["pid"] not in (None, old), 15,
                  what="hung ingest replaced")
     export_until_on(system, emulator)
+
+
+def test_sigstop_webui_is_replaced_and_control_unaffected(system: System,
+                                                          emulator: PigpiodEmulator) -> None:
+    export_until_on(system, emulator)
+    old = system.pid("webui")
+    with stopped(old):
+        hold_control(system, emulator, 1.0)  # a frozen UI never touches control
+
+        def replaced() -> bool:
+            return system.state()["processes"]["webui"]["pid"] not in (None, old)
+
+        wait_for(replaced, 20, 0.5, what="frozen web UI replaced")
+    export_until_on(system, emulator)

@@ -7,6 +7,7 @@ import base64
 import gzip
 import http.client
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -168,3 +169,29 @@ def test_forwarding_to_a_real_influxdb(tmp_path: Path, influx) -> None:
         assert [row[1] for row in rows] == [-123.5] and rows[0][0] == ts * 1_000_000
     finally:
         ing.close()
+
+
+def test_sigterm_with_a_keep_alive_client_still_posting(tmp_path: Path) -> None:
+    """vzlogger keeps its connection open and goes on posting; stopping must not wait
+    for it to stop (waitress serves open connections until they go quiet)."""
+    ing = Ingest(tmp_path)
+    conn = http.client.HTTPConnection("127.0.0.1", ing.port, timeout=5)
+
+    def post() -> None:
+        conn.request("POST", "/write?db=vzlogger&precision=ms",
+                     body=f"leistung value=-1 {now_ms()}\n")
+        conn.getresponse().read()
+
+    post()
+    ing.proc.send_signal(signal.SIGTERM)
+    try:
+        for _ in range(100):  # 5 s of posting at 20 Hz on the same connection
+            if ing.proc.poll() is not None:
+                break
+            post()
+            time.sleep(0.05)
+    except (OSError, http.client.HTTPException):
+        pass  # the server went away mid-request: what should happen
+    assert ing.proc.wait(1) == 0
+    conn.close()
+    ing.ctx.destroy(0)

@@ -28,19 +28,33 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
+        """Unwind server.run() at once, whatever keep-alive or event-stream clients hold."""
         stopping.set()
-        feed.stop()
-        server.close()
+        raise SystemExit(0)
+
+    def heartbeat() -> None:
+        """Tell the supervisor we live (it replaces a UI silent for 10 s)."""
+        beat = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=1.0)
+        while not stopping.wait(1.0):
+            try:
+                beat.call("alive", name="webui")
+            except bus.CommandError:
+                pass  # supervisor busy or restarting: the next beat tries again
+            except zmq.ZMQError:
+                return  # the context is going away: we are stopping
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
     log.info("web UI on http://%s (login %s)", cfg.webui.listen,
              "required" if cfg.webui.password else "not required: loopback only")
     try:
         server.run()
-    except (OSError, ValueError):
-        if not stopping.is_set():
-            raise
+    except SystemExit:
+        pass
+    finally:
+        server.close()
+        feed.stop()
     supervisor.requester.close()
     ctx.destroy(0)
     log.info("stopped")
