@@ -80,3 +80,39 @@ def test_sigstop_worker_is_killed_zeroed_restarted(system: System,
         wait_for(lambda: system.state()["processes"]["rtworker"]["pid"] not in (None, old),
                  20, what="rtworker replaced")
     export_until_on(system, emulator)
+
+
+def test_worker_hanging_right_after_its_restart_is_caught(system: System,
+                                                          emulator: PigpiodEmulator) -> None:
+    """PUB/SUB loses a new worker's first heartbeats; a hang at its first write must still
+    be caught within hang_after_s, not after the start-up grace."""
+    from conftest import worker_pids
+
+    export_until_on(system, emulator)
+    old = system.pid("rtworker")
+    frozen: list[int] = []
+
+    def freeze_new_worker_at_first_write(event) -> None:
+        if frozen or event.gpio != GPIO or event.duty <= 0:
+            return
+        new = worker_pids(system.config) - {old}
+        for pid in new:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: duty(emulator) == 0.0, 3, what="zero after the kill")
+    emulator.on_write = freeze_new_worker_at_first_write
+    try:
+        wait_for(lambda: system.post(-800) == 204 and frozen, 10, 0.1,
+                 what="the new worker's first write")
+        # hang_after_s is 1.5 s; the start-up grace would be 15 s
+        wait_for(lambda: system.post(-800) == 204 and duty(emulator) == 0.0, 4, 0.1,
+                 what="the frozen new worker's output zeroed")
+    finally:
+        emulator.on_write = None
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
