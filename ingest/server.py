@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,6 +19,7 @@ from ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
 
+WARN_EVERY_S = 60.0
 INFLUX_VERSION = "1.8.10"  # what /ping reports; clients only check that it is there
 StartResponse = Callable[..., Any]
 
@@ -33,6 +35,8 @@ class WriteApp:
         self.databases = set(databases)
         self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
         self.max_body_bytes, self.forward = max_body_bytes, forward
+        self._warned_mono = -WARN_EVERY_S
+        self._unwarned = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
@@ -58,12 +62,14 @@ class WriteApp:
         self.stats.count("requests")
         if not self.auth.allows(environ, query):
             self.stats.reject("unauthorized")
+            self.warn_rejects("bad or missing credentials")
             return _respond(start_response, 401, {"error": "authorization failed"})
         if not database:
             self.stats.reject("no_database")
             return _respond(start_response, 400, {"error": "database is required"})
         if database not in self.databases:
             self.stats.reject("unknown_database")
+            self.warn_rejects(f"database {database!r} is not {sorted(self.databases)}")
             return _respond(start_response, 404, {"error": f'database not found: "{database}"'})
         precision = query.get("precision") or "ns"
         if precision not in PRECISIONS:
@@ -85,9 +91,21 @@ class WriteApp:
         self.stats.count("points", len(points))
         if errors:
             self.stats.reject("parse_error", len(errors))
-            log.debug("ingest: %d bad lines, first: %s", len(errors), errors[0].reason)
+            self.warn_rejects(f"{len(errors)} bad line(s), first: {errors[0].text[:80]!r}: "
+                              f"{errors[0].reason}")
             return _respond(start_response, 400, {"error": write_error(points, errors)})
         return _respond(start_response, 204)
+
+    def warn_rejects(self, what: str) -> None:
+        """At most one warning a minute for rejected writes, with the count in between."""
+        now = time.monotonic()
+        if now - self._warned_mono < WARN_EVERY_S:
+            self._unwarned += 1
+            return
+        more = f" ({self._unwarned} more rejected writes since the last warning)" \
+            if self._unwarned else ""
+        self._warned_mono, self._unwarned = now, 0
+        log.warning("ingest: rejected a write: %s%s", what, more)
 
     def read_body(self, environ: dict[str, Any]) -> tuple[bytes, tuple[int, str] | None]:
         """The raw body whatever the Content-Type (vzlogger sends a form type); gunzipped

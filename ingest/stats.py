@@ -38,6 +38,11 @@ class IngestStats:
                 "lines": self.counts["lines"],
                 "points": self.counts["points"],
                 "unmatched": self.counts["unmatched"],
+                "superseded": self.counts["superseded"],
+                "clock_fallback": self.counts["clock_fallback"],
+                "forwarded": self.counts["forwarded"],
+                "forward_dropped": self.counts["forward_dropped"],
+                "forward_failed": self.counts["forward_failed"],
                 "rejects": dict(self.rejects),
                 "channels": {c: {"age_s": a, "value": self.last_value.get(c)}
                              for c, a in ages.items()},

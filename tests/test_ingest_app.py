@@ -55,3 +55,15 @@ def test_many_bad_lines_all_reported_in_the_body() -> None:
     assert error.endswith("dropped=0")
     assert dict(headers)["X-Influxdb-Error"] == \
         "partial write: unable to parse 'a b=': missing field value"
+
+
+def test_rejected_writes_warn_at_most_once_a_minute(caplog) -> None:
+    app = make_app([])
+    with caplog.at_level("WARNING", logger="vzdivert.ingest"):
+        for _ in range(3):
+            call(app, b"leistung value=\n")
+        assert len(caplog.records) == 1 and "missing field value" in caplog.text
+        app._warned_mono -= 61  # a minute later
+        call(app, b"leistung value=\n")
+    assert len(caplog.records) == 2
+    assert "(2 more rejected writes since the last warning)" in caplog.records[1].getMessage()

@@ -131,6 +131,10 @@ function renderIngest(ing, s) {
     ["Unmatched points", ing.unmatched ?? "–"],
     ["Control state", s.stale ? `stale: ${s.stale_reason}` : "fresh"],
   ];
+  if (ing.clock_fallback) facts.push(["Logger clock wrong", `${ing.clock_fallback} (arrival time used)`]);
+  if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
+    facts.push(["Forwarded", `${ing.forwarded} (dropped ${ing.forward_dropped}, failed ${ing.forward_failed})`]);
+  }
   $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
 }
 
