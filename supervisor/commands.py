@@ -37,8 +37,11 @@ class Commands:
             "get_settings": self.get_settings,
             "set_settings": self.set_settings,
             "reset_settings": self.reset_settings,
-            "alive": arbiter.child_alive,
+            "alive": self.alive,
         }
+
+    def alive(self, name: str) -> bool:
+        return self.arbiter.child_alive(name)
 
     def status(self) -> dict[str, Any]:
         return {"processes": self.arbiter.processes(), "worker": self.arbiter.worker_state,

@@ -166,7 +166,9 @@ def _calibrate(ctx: Any, runtime_dir: Path, cfg: Any, out: TextIO) -> int:
 
 
 def _release(worker: Any, duty: float | None) -> None:
-    """Output 0 (duty 0.0, held briefly) or hand back to the controller (None)."""
+    """Output 0 (duty 0.0, held briefly) or hand back to the controller (None). On a fresh
+    socket: Ctrl-C may have cut the last request short, and REQ is lockstep."""
+    worker.close()
     try:
         worker.call("manual", duty=duty, hold_s=5.0)
     except Exception:  # the worker's own hold expires anyway
