@@ -17,7 +17,7 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_MIN_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 0.5, 30.0, 60.0
 
 
-def _prepare(nice: int, cpus: frozenset[int]) -> Callable[[], None]:
+def _prepare(nice: int, cpus: frozenset[int], fifo: int) -> Callable[[], None]:
     def prepare() -> None:
         """Runs in the child before exec: SIGTERM it if the supervisor dies (even by
         kill -9), so a worker never outlives its supervisor with the output on; and set its
@@ -36,6 +36,11 @@ def _prepare(nice: int, cpus: frozenset[int]) -> Callable[[], None]:
                 os.sched_setaffinity(0, cpus)
             except OSError:
                 pass
+        if fifo:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
+            except OSError:
+                pass  # needs CAP_SYS_NICE or LimitRTPRIO, as the worker does
 
     return prepare
 
@@ -56,6 +61,7 @@ class Child:
     args: list[str]
     nice: int = 0  # CPU weight: negative for the control path, positive for the UI
     cpus: frozenset[int] = frozenset()  # empty: any CPU
+    fifo: int = 0  # SCHED_FIFO priority; 0: normal scheduling
     proc: subprocess.Popen | None = None
     restarts: int = 0
     last_exit: str = ""
@@ -76,7 +82,7 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args],
-                                     preexec_fn=_prepare(self.nice, self.cpus),
+                                     preexec_fn=_prepare(self.nice, self.cpus, self.fifo),
                                      stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.started_mono, self.started_wall = time.monotonic(), time.time()

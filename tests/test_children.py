@@ -67,3 +67,14 @@ def test_cpu_layout_keeps_the_ui_off_the_control_cpu() -> None:
     assert child_cpus("webui", control) == cpus - {control}
     assert child_cpus("rtworker", control) == frozenset()  # it pins itself
     assert child_cpus("webui", -1) == frozenset()  # nothing pinned: no layout
+
+
+def test_ingest_fifo_only_on_a_pinned_control_cpu() -> None:
+    from supervisor.arbiter import child_fifo
+
+    control = max(os.sched_getaffinity(0))
+    several = len(os.sched_getaffinity(0)) > 1
+    assert child_fifo("ingest", control, 50) == (40 if several else 0)
+    assert child_fifo("ingest", -1, 50) == 0  # not pinned: a flood could starve others
+    assert child_fifo("webui", control, 50) == 0
+    assert child_fifo("ingest", control, 5) == 0  # no room below the worker
