@@ -109,7 +109,7 @@ class Worker:
         if self.manual_duty is None:
             self.fraction = self.controller.step(msg["grid_w"], dt_s)
             self.set_duty(self.curve.duty(self.fraction))
-        self.stats.record(msg["rx"], now_wall, time.perf_counter_ns() - t0)
+        self.stats.record(msg["rx"], time.time(), time.perf_counter_ns() - t0)
         self.publish()
 
     def set_duty(self, duty: float) -> None:
