@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[0] = str(REPO)  # not bench/: bench/ingest.py would shadow the ingest package
 sys.path.insert(1, str(REPO / "tests"))
 
-from syshelp import System, reading, vzlogger_post, wait_for  # noqa: E402
+from syshelp import System, reading, vzlogger_post, wait_for, worker_pids  # noqa: E402
 
 from supervisor.arbiter import (  # noqa: E402
     INGEST_HANG_S,
@@ -49,15 +49,7 @@ SETTLE_S = 1.0  # a restarted child runs this long before the next fault is inje
 
 def worker_pid(config: Path) -> int | None:
     """The live rtworker of this system, from /proc (the UI's view lags up to a second)."""
-    for entry in os.listdir("/proc"):
-        try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if b"rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
-            return int(entry)
-    return None
+    return next(iter(worker_pids(config)), None)
 
 
 class Feeder(threading.Thread):

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import pytest
 from influxhelp import start_influxd
-from syshelp import System, wait_for
+from syshelp import System, wait_for, worker_pids
 
 from vzdivert.pigpiod_emulator import Event, PigpiodEmulator
 
 GPIO = 12
-
-
-def worker_pids(config: Path) -> set[int]:
-    """Live rtworker processes of this system (from /proc, independent of the system)."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if b"rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
-            pids.add(int(entry))
-    return pids
 
 
 class Recorder:

@@ -37,6 +37,22 @@ def stopped(pid: int) -> Iterator[None]:
             pass
 
 
+def worker_pids(config: Path) -> set[int]:
+    """Live rtworker processes of this system (from /proc, independent of the system)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if b"rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
+            pids.add(int(entry))
+    return pids
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

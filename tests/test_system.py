@@ -8,7 +8,7 @@ import signal
 
 import pytest
 from conftest import GPIO, duty, export_until_on
-from syshelp import System, stopped, wait_for
+from syshelp import System, stopped, wait_for, worker_pids
 
 from vzdivert.pigpiod_emulator import PigpiodEmulator
 
@@ -86,8 +86,6 @@ def test_worker_hanging_right_after_its_restart_is_caught(system: System,
                                                           emulator: PigpiodEmulator) -> None:
     """PUB/SUB loses a new worker's first heartbeats; a hang at its first write must still
     be caught within hang_after_s, not after the start-up grace."""
-    from conftest import worker_pids
-
     export_until_on(system, emulator)
     old = system.pid("rtworker")
     frozen: list[int] = []
