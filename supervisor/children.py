@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -70,7 +70,6 @@ class Child:
     last_heartbeat: float = 0.0
     next_start_mono: float = 0.0
     backoff_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:
@@ -121,4 +120,4 @@ class Child:
 
     def describe(self) -> dict[str, Any]:
         return {"alive": self.alive, "pid": self.pid, "restarts": self.restarts,
-                "last_exit": self.last_exit, **self.extra}
+                "last_exit": self.last_exit}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,6 @@ MESSAGES: dict[str, tuple[str, ...]] = {
     "request": ("cmd", "args"),
     "reply": ("ok",),  # plus "result" when ok, "error" (and maybe "errors") when not
 }
-
-RUNTIME_ENV = "VZDIVERT_RUNTIME_DIR"
 
 
 class MessageError(ValueError):
@@ -196,7 +193,3 @@ def serve_one(sock: zmq.Socket, handlers: dict[str, Any]) -> None:
         sock.send(reply_error(str(exc), exc.errors))
     except Exception as exc:  # a bad command must not kill the process that serves it
         sock.send(reply_error(f"{type(exc).__name__}: {exc}"))
-
-
-def now() -> float:
-    return time.time()
