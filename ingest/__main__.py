@@ -3,7 +3,6 @@ and, once a second, its counters on the bus."""
 
 from __future__ import annotations
 
-import signal
 import threading
 
 import waitress
@@ -51,24 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             with pub_lock:
                 stats_sock.send(bus.encode("ingest_stats", **stats.snapshot()))
 
-    def stop(signum: int, frame: object) -> None:
-        """Unwind server.run() at once: closing the listener alone would wait for every
-        keep-alive client (vzlogger keeps one open) to time out."""
-        stopping.set()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     threading.Thread(target=stats_loop, name="stats", daemon=True).start()
     log.info("listening on %s for database %r", ing.listen, ing.database)
-    try:
-        server.run()
-    except SystemExit:
-        pass
-    finally:
-        server.close()
-        with pub_lock:
-            ctx.destroy(0)
+    child.serve_until_stopped(server, stopping)
+    with pub_lock:
+        ctx.destroy(0)
     log.info("stopped")
     return 0
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from vzdivert import config as configmod
 from vzdivert.config import Config, ConfigError
@@ -35,3 +38,23 @@ def start(name: str, argv: list[str] | None = None) -> tuple[Config, Path, loggi
         log.error("bad configuration: %s", exc)
         raise SystemExit(2) from exc
     return cfg, Path(args.runtime_dir), log
+
+
+def serve_until_stopped(server: Any, stopping: threading.Event) -> None:
+    """Run a waitress server until SIGTERM/SIGINT, then set ``stopping``. The handler
+    unwinds ``server.run()`` at once: closing the listener alone would wait for every
+    keep-alive client (vzlogger keeps one open) or event stream to go quiet."""
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        stopping.set()
+        server.close()

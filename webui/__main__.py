@@ -3,7 +3,6 @@ it only listens to the streams and sends commands to the supervisor, never to th
 
 from __future__ import annotations
 
-import signal
 import threading
 
 import waitress
@@ -27,11 +26,6 @@ def main(argv: list[str] | None = None) -> int:
                                     clear_untrusted_proxy_headers=True)
     stopping = threading.Event()
 
-    def stop(signum: int, frame: object) -> None:
-        """Unwind server.run() at once, whatever keep-alive or event-stream clients hold."""
-        stopping.set()
-        raise SystemExit(0)
-
     def heartbeat() -> None:
         """Tell the supervisor we live (it replaces a UI silent for 10 s)."""
         beat = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=1.0)
@@ -43,18 +37,11 @@ def main(argv: list[str] | None = None) -> int:
             except zmq.ZMQError:
                 return  # the context is going away: we are stopping
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
     log.info("web UI on http://%s (login %s)", cfg.webui.listen,
              "required" if cfg.webui.password else "not required: loopback only")
-    try:
-        server.run()
-    except SystemExit:
-        pass
-    finally:
-        server.close()
-        feed.stop()
+    child.serve_until_stopped(server, stopping)
+    feed.stop()
     supervisor.requester.close()
     ctx.destroy(0)
     log.info("stopped")
