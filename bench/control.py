@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rtworker.controller import Controller, ControlParams  # noqa: E402
-from rtworker.curves import ParametricCurve, make_curve  # noqa: E402
 from vzdivert.config import SCHEMA  # noqa: E402
 from vzdivert.plant import SCENARIOS, House  # noqa: E402
+from vzdivert.rtworker.controller import Controller, ControlParams  # noqa: E402
+from vzdivert.rtworker.curves import ParametricCurve, make_curve  # noqa: E402
 
 RATING_W = 2000.0
 TARGET_W = 0.0

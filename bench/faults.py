@@ -25,16 +25,16 @@ sys.path.insert(1, str(REPO / "tests"))
 
 from syshelp import System, reading, vzlogger_post, wait_for, worker_pids  # noqa: E402
 
-from supervisor.arbiter import (  # noqa: E402
+from vzdivert import bus  # noqa: E402
+from vzdivert.config import load  # noqa: E402
+from vzdivert.supervisor.arbiter import (  # noqa: E402
     INGEST_HANG_S,
     START_GRACE_S,
     TICK_S,
     WEBUI_HANG_S,
 )
-from supervisor.children import BACKOFF_MAX_S, BACKOFF_MIN_S, HEALTHY_AFTER_S  # noqa: E402
-from vzdivert import bus  # noqa: E402
-from vzdivert.config import load  # noqa: E402
-from vzdivert.pigpiod_emulator import Event, PigpiodEmulator  # noqa: E402
+from vzdivert.supervisor.children import BACKOFF_MAX_S, BACKOFF_MIN_S, HEALTHY_AFTER_S  # noqa: E402
+from vzdivert.testing.pigpiod_emulator import Event, PigpiodEmulator  # noqa: E402
 
 GPIO = 12
 POST_EVERY_S = 0.1  # export readings, like a fast vzlogger

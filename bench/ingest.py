@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO  # not bench/: this file's name would shadow the ingest package
 sys.path.insert(1, os.path.join(REPO, "tests"))
 
-from ingest.lineproto import parse  # noqa: E402
+from vzdivert.ingest.lineproto import parse  # noqa: E402
 
 VZLOGGER_LINE = "leistung,uuid=4a2677c0-0f1f-11ed-aa45-a39ab6e64720 value={:.6f} {}"
 BATCH_LINES = 4500  # vzlogger's default max_batch_inserts

@@ -24,14 +24,14 @@ sys.path.insert(1, str(REPO / "tests"))
 
 from syshelp import System, wait_for  # noqa: E402
 
-from ingest.channels import Channels, ChannelSpec  # noqa: E402
-from ingest.lineproto import parse  # noqa: E402
-from ingest.stats import IngestStats  # noqa: E402
-from rtworker.controller import Controller, params_from_config  # noqa: E402
-from rtworker.curves import curve_from_config  # noqa: E402
-from rtworker.drivers.pigpio_out import PigpioOutput  # noqa: E402
 from vzdivert.config import validate  # noqa: E402
-from vzdivert.pigpiod_emulator import PigpiodEmulator  # noqa: E402
+from vzdivert.ingest.channels import Channels, ChannelSpec  # noqa: E402
+from vzdivert.ingest.lineproto import parse  # noqa: E402
+from vzdivert.ingest.stats import IngestStats  # noqa: E402
+from vzdivert.rtworker.controller import Controller, params_from_config  # noqa: E402
+from vzdivert.rtworker.curves import curve_from_config  # noqa: E402
+from vzdivert.rtworker.drivers.pigpio_out import PigpioOutput  # noqa: E402
+from vzdivert.testing.pigpiod_emulator import PigpiodEmulator  # noqa: E402
 
 GPIO = 12
 ALL_CPUS = frozenset(os.sched_getaffinity(0))

@@ -8,12 +8,12 @@ import threading
 import waitress
 import zmq
 
-from ingest.auth import Auth
-from ingest.channels import Channels, specs_from_config
-from ingest.forward import Forwarder
-from ingest.server import WriteApp
-from ingest.stats import IngestStats
 from vzdivert import bus, child
+from vzdivert.ingest.auth import Auth
+from vzdivert.ingest.channels import Channels, specs_from_config
+from vzdivert.ingest.forward import Forwarder
+from vzdivert.ingest.server import WriteApp
+from vzdivert.ingest.stats import IngestStats
 
 
 def main(argv: list[str] | None = None) -> int:

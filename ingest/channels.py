@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.lineproto import Point
-from ingest.stats import IngestStats
+from vzdivert.ingest.lineproto import Point
+from vzdivert.ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
 _MISSING = object()

@@ -12,7 +12,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from ingest.stats import IngestStats
+from vzdivert.ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
 

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ingest.influx_scanner import (
+from vzdivert.ingest.influx_scanner import (
     BOOLS,
     GROUP1,
     INT64_MAX,

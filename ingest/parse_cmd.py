@@ -11,7 +11,7 @@ import json
 import sys
 from typing import BinaryIO
 
-from ingest.lineproto import PRECISIONS, Point, parse_ordered
+from vzdivert.ingest.lineproto import PRECISIONS, Point, parse_ordered
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

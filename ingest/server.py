@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from ingest.auth import Auth
-from ingest.channels import Channels
-from ingest.lineproto import PRECISIONS, LineError, Point, parse
-from ingest.stats import IngestStats
+from vzdivert.ingest.auth import Auth
+from vzdivert.ingest.channels import Channels
+from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse
+from vzdivert.ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
 

@@ -7,10 +7,10 @@ import signal
 
 import zmq
 
-from rtworker import realtime
-from rtworker.drivers import OutputError, open_output
-from rtworker.loop import Worker
 from vzdivert import child
+from vzdivert.rtworker import realtime
+from vzdivert.rtworker.drivers import OutputError, open_output
+from vzdivert.rtworker.loop import Worker
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,13 @@ from typing import Any
 
 import zmq
 
-from rtworker.controller import Controller, params_from_config
-from rtworker.curves import curve_from_config
-from rtworker.drivers import Output
-from rtworker.energy import EnergyCounter
-from rtworker.stats import LoopStats
 from vzdivert import bus
 from vzdivert.config import Config, ConfigError
+from vzdivert.rtworker.controller import Controller, params_from_config
+from vzdivert.rtworker.curves import curve_from_config
+from vzdivert.rtworker.drivers import Output
+from vzdivert.rtworker.energy import EnergyCounter
+from vzdivert.rtworker.stats import LoopStats
 
 log = logging.getLogger("vzdivert.rtworker")
 

@@ -7,16 +7,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from supervisor.arbiter import Arbiter
-from supervisor.sdnotify import Notifier
 from vzdivert import bus, child
 from vzdivert import config as configmod
 from vzdivert.config import ConfigError
+from vzdivert.supervisor.arbiter import Arbiter
+from vzdivert.supervisor.sdnotify import Notifier
 
 
 def load_checked(path: str) -> configmod.Config:
     """Load a config and run the output driver's own checks too; raises ConfigError."""
-    from rtworker.drivers import config_problems
+    from vzdivert.rtworker.drivers import config_problems
 
     cfg = configmod.load(path)
     problems = config_problems(cfg)

@@ -16,11 +16,11 @@ from typing import Any
 
 import zmq
 
-from rtworker.drivers import force_off
-from supervisor.children import Child
-from supervisor.commands import Commands
 from vzdivert import bus
 from vzdivert.config import Config
+from vzdivert.rtworker.drivers import force_off
+from vzdivert.supervisor.children import Child
+from vzdivert.supervisor.commands import Commands
 
 log = logging.getLogger("vzdivert.supervisor")
 
@@ -76,7 +76,7 @@ class Arbiter:
         names = ("rtworker", "ingest", "webui", *optional, *extra_children)
         modules = {"house": "vzdivert.house", "mqtt": "vzdivert.mqtt"}
         rt = base_cfg.rtworker
-        self.children = {n: Child(n, modules.get(n, n), args, NICE.get(n, 0),
+        self.children = {n: Child(n, modules.get(n, f"vzdivert.{n}"), args, NICE.get(n, 0),
                                   child_cpus(n, rt.cpu), child_fifo(n, rt.cpu, rt.priority))
                          for n in names}
         self.ctx = zmq.Context()

@@ -11,7 +11,7 @@ from vzdivert.config import TUNABLES, Config, ConfigError
 from vzdivert.settings import SettingsStore, change_entry
 
 if TYPE_CHECKING:
-    from supervisor.arbiter import Arbiter
+    from vzdivert.supervisor.arbiter import Arbiter
 
 log = logging.getLogger("vzdivert.supervisor")
 

@@ -9,7 +9,7 @@ import pytest
 from influxhelp import start_influxd
 from syshelp import System, wait_for, worker_pids
 
-from vzdivert.pigpiod_emulator import Event, PigpiodEmulator
+from vzdivert.testing.pigpiod_emulator import Event, PigpiodEmulator
 
 GPIO = 12
 

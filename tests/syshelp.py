@@ -48,7 +48,7 @@ def worker_pids(config: Path) -> set[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if b"rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
+        if b"vzdivert.rtworker" in cmd and str(config).encode() in cmd and ") Z" not in stat:
             pids.add(int(entry))
     return pids
 
@@ -202,7 +202,7 @@ class IngestProcess:
                        f'max_body_bytes = {max_body_bytes}\n'
                        f'{extra}\n[state]\ndir = "{tmp}"\n')
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "--config", str(cfg), "--runtime-dir",
+            [sys.executable, "-m", "vzdivert.ingest", "--config", str(cfg), "--runtime-dir",
              str(self.runtime)], cwd=REPO, start_new_session=True)
         self.ctx = zmq.Context()
         self.sub = bus.subscribe(self.ctx, self.runtime, "readings")

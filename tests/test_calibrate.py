@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rtworker.curves import TableCurve
 from vzdivert.calibrate import Calibration, CalibrationAborted
 from vzdivert.plant import House, Scenario, actuator_fraction
+from vzdivert.rtworker.curves import TableCurve
 
 STEADY = Scenario("steady", "steady export", duration_s=None, pv_w=3500, base_w=300,
                   base_noise_w=5, meter_noise_w=2)

@@ -12,9 +12,9 @@ import pytest
 import requests
 from syshelp import REPO, System, reading, vzlogger_post, wait_for
 
-from rtworker.drivers.sim import read_sim_duty
 from vzdivert import bus
 from vzdivert.plant import House, Scenario
+from vzdivert.rtworker.drivers.sim import read_sim_duty
 
 INTERVAL_S = 0.2
 

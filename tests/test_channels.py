@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.channels import Channels, ChannelSpec, specs_from_config
-from ingest.lineproto import parse
-from ingest.stats import IngestStats
 from vzdivert.config import validate
+from vzdivert.ingest.channels import Channels, ChannelSpec, specs_from_config
+from vzdivert.ingest.lineproto import parse
+from vzdivert.ingest.stats import IngestStats
 
 NOW = 1_795_475_164.0  # a fixed "arrival" time
 

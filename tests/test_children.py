@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from supervisor.arbiter import child_cpus
-from supervisor.children import BACKOFF_MAX_S, BACKOFF_MIN_S, Child, exit_reason
+from vzdivert.supervisor.arbiter import child_cpus
+from vzdivert.supervisor.children import BACKOFF_MAX_S, BACKOFF_MIN_S, Child, exit_reason
 
 
 def test_exit_reasons() -> None:
@@ -35,7 +35,7 @@ def test_children_die_with_the_supervisor() -> None:
     import subprocess
 
     code = (f"import sys, time; sys.path.insert(0, {os.getcwd()!r})\n"
-            "from supervisor.children import Child\n"
+            "from vzdivert.supervisor.children import Child\n"
             "c = Child('s', 'http.server', ['0', '--bind', '127.0.0.1']); c.start()\n"
             "print(c.pid, flush=True); time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -70,7 +70,7 @@ def test_cpu_layout_keeps_the_ui_off_the_control_cpu() -> None:
 
 
 def test_ingest_fifo_only_on_a_pinned_control_cpu() -> None:
-    from supervisor.arbiter import child_fifo
+    from vzdivert.supervisor.arbiter import child_fifo
 
     control = max(os.sched_getaffinity(0))
     several = len(os.sched_getaffinity(0)) > 1

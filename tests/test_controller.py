@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtworker.controller import Controller, ControlParams, params_from_config
-from rtworker.curves import make_curve
 from vzdivert.config import validate
 from vzdivert.plant import House, Scenario
+from vzdivert.rtworker.controller import Controller, ControlParams, params_from_config
+from vzdivert.rtworker.curves import make_curve
 
 SETTLE_SAMPLES = 5        # after a step with the true rating: within SETTLE_BAND_W by then
 SETTLE_SAMPLES_RATED = 10  # ... with the rating off by -20 % .. +25 %

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from rtworker.curves import (
+from vzdivert.config import validate
+from vzdivert.rtworker.curves import (
     CURVES,
     ParametricCurve,
     PfcCurve,
@@ -18,7 +19,6 @@ from rtworker.curves import (
     curve_from_config,
     make_curve,
 )
-from vzdivert.config import validate
 
 fractions = st.floats(min_value=0.0, max_value=1.0)
 TABLE = [[0.0, 0.0], [0.1, 0.0], [0.3, 0.15], [0.5, 0.45], [0.7, 0.8], [0.9, 0.97], [1.0, 1.0]]

@@ -10,8 +10,8 @@ import pytest
 from conftest import export_until_on
 from syshelp import System, wait_for
 
-from rtworker.energy import ENERGY_FILE, EnergyCounter
-from vzdivert.pigpiod_emulator import PigpiodEmulator
+from vzdivert.rtworker.energy import ENERGY_FILE, EnergyCounter
+from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 
 
 def test_counts_power_over_time_and_ignores_off(tmp_path: Path) -> None:

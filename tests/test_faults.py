@@ -14,7 +14,7 @@ import pytest
 from conftest import GPIO, duty, export_until_on
 from syshelp import REPO, System, reading, stopped, vzlogger_post, wait_for
 
-from vzdivert.pigpiod_emulator import PigpiodEmulator
+from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 
 
 def oversized_status(port: int, length: int) -> int:

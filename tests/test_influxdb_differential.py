@@ -8,8 +8,8 @@ database and reads it back. .ci/run installs the package; without influxd this t
 
 import pytest
 
-from ingest.lineproto import parse
-from ingest.server import write_error
+from vzdivert.ingest.lineproto import parse
+from vzdivert.ingest.server import write_error
 
 # (body, precision). Bodies of one line unless they say otherwise; timestamps differ
 # within a body because InfluxDB merges points of one series at one time.

@@ -9,10 +9,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.auth import Auth
-from ingest.channels import Channels, ChannelSpec
-from ingest.server import WriteApp
-from ingest.stats import IngestStats
+from vzdivert.ingest.auth import Auth
+from vzdivert.ingest.channels import Channels, ChannelSpec
+from vzdivert.ingest.server import WriteApp
+from vzdivert.ingest.stats import IngestStats
 
 
 def call(app: WriteApp, body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ingest import lineproto
-from ingest.influx_scanner import MAX_TIME_NS, MIN_TIME_NS, parse_point
-from ingest.lineproto import (
+from vzdivert.ingest import lineproto
+from vzdivert.ingest.influx_scanner import MAX_TIME_NS, MIN_TIME_NS, parse_point
+from vzdivert.ingest.lineproto import (
     PRECISIONS,
     LineError,
     Point,

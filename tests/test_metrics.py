@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from webui.metrics import render_metrics
+from vzdivert.webui.metrics import render_metrics
 
 STATE = {
     "ts": 1000.0, "seq": 7, "grid_w": -480.5, "target_w": -15.0, "duty": 0.42,

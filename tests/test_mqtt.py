@@ -23,10 +23,10 @@ import pytest
 import zmq
 from syshelp import REPO, free_port, wait_for
 
-from supervisor.commands import Commands
 from vzdivert import bus, mqtt
 from vzdivert import config as configmod
 from vzdivert.bus import CommandError
+from vzdivert.supervisor.commands import Commands
 
 
 def mosquitto_binary() -> str:

@@ -7,14 +7,14 @@ import os
 import subprocess
 import sys
 
-from ingest import parse_cmd
+from vzdivert.ingest import parse_cmd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_cmd(body: bytes, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.parse_cmd", *args],
+        [sys.executable, "-m", "vzdivert.ingest.parse_cmd", *args],
         input=body,
         capture_output=True,
         cwd=REPO,

@@ -15,7 +15,7 @@ import threading
 import pigpio
 import pytest
 
-from vzdivert.pigpiod_emulator import ALT0, ALT5, OUTPUT, PigpiodEmulator, pwm_frequencies
+from vzdivert.testing.pigpiod_emulator import ALT0, ALT5, OUTPUT, PigpiodEmulator, pwm_frequencies
 
 
 @pytest.fixture
@@ -219,7 +219,8 @@ def test_raw_protocol_echo_and_unknown_command(emu):
 
 
 def test_command_line_emulator():
-    proc = subprocess.Popen([sys.executable, "-m", "vzdivert.pigpiod_emulator", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "vzdivert.testing.pigpiod_emulator", "--port",
+                             "0"],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         first = proc.stdout.readline()

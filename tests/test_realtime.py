@@ -15,7 +15,7 @@ from syshelp import REPO
 PROBE = """
 import json, os, gc
 import zmq
-from rtworker import realtime
+from vzdivert.rtworker import realtime
 report = realtime.apply(priority=5, cpu=0, lock_memory=True)
 ctx = zmq.Context()
 realtime.tune_zmq(ctx, 5, 0, report)

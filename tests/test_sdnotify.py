@@ -16,8 +16,8 @@ import pytest
 import zmq
 from syshelp import REPO, free_port, wait_for, write_config
 
-from supervisor.sdnotify import Notifier
 from vzdivert import bus
+from vzdivert.supervisor.sdnotify import Notifier
 
 
 class NotifySocket:

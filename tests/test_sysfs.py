@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from rtworker.drivers import OutputError, open_output
-from rtworker.drivers import sysfs as sysfs_mod
-from rtworker.drivers.sysfs import SysfsOutput, config_problems
 from vzdivert.config import validate
+from vzdivert.rtworker.drivers import OutputError, open_output
+from vzdivert.rtworker.drivers import sysfs as sysfs_mod
+from vzdivert.rtworker.drivers.sysfs import SysfsOutput, config_problems
 
 
 class FakePwmChip:

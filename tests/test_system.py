@@ -10,7 +10,7 @@ import pytest
 from conftest import GPIO, duty, export_until_on
 from syshelp import System, stopped, wait_for, worker_pids
 
-from vzdivert.pigpiod_emulator import PigpiodEmulator
+from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 
 
 def test_export_raises_import_lowers_stale_zeroes(system: System,

@@ -13,7 +13,7 @@ import requests
 from syshelp import wait_for
 from webui_help import PASSWORD, UISystem, local_session
 
-from webui.auth import hash_password
+from vzdivert.webui.auth import hash_password
 
 CONTRACT = ("grid_w", "duty", "power_w", "energy_wh", "stale", "target_w", "processes")
 

@@ -18,8 +18,8 @@ import zmq
 
 from vzdivert import bus
 from vzdivert import config as configmod
-from webui.app import SupervisorClient, make_app
-from webui.feed import Feed
+from vzdivert.webui.app import SupervisorClient, make_app
+from vzdivert.webui.feed import Feed
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from vzdivert import config as configmod
 from vzdivert.config import ConfigError
-from webui.auth import (
+from vzdivert.webui.auth import (
     PasswordChecker,
     RateLimiter,
     Sessions,
@@ -111,9 +111,9 @@ def test_rate_limiter_per_client_and_overall() -> None:
 
 
 def test_hash_command_reads_stdin() -> None:
-    out = subprocess.run([sys.executable, "-m", "webui.auth", "hash"], input="hunter2\n",
+    out = subprocess.run([sys.executable, "-m", "vzdivert.webui.auth", "hash"], input="hunter2\n",
                          capture_output=True, text=True, check=True).stdout.strip()
     assert verify_password("hunter2", out)
-    empty = subprocess.run([sys.executable, "-m", "webui.auth", "hash"], input="\n",
+    empty = subprocess.run([sys.executable, "-m", "vzdivert.webui.auth", "hash"], input="\n",
                            capture_output=True, text=True)
     assert empty.returncode != 0

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from webui.history import History, Ring, columns
-from webui.payload import badges, field_errors, state_payload
+from vzdivert.webui.history import History, Ring, columns
+from vzdivert.webui.payload import badges, field_errors, state_payload
 
 
 def state(ts: float, grid_w: float | None = -100.0, power_w: float = 50.0, duty: float = 0.25,

@@ -11,7 +11,7 @@ from vzdivert.config import ConfigError
 
 def load_or_exit(path: str) -> configmod.Config:
     """The config with the output driver's checks, or exit 2 naming each bad key."""
-    from supervisor.__main__ import load_checked
+    from vzdivert.supervisor.__main__ import load_checked
 
     try:
         return load_checked(path)
@@ -21,13 +21,13 @@ def load_or_exit(path: str) -> configmod.Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from supervisor.__main__ import run
+    from vzdivert.supervisor.__main__ import run
 
     return run(args.config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from supervisor.demo import demo
+    from vzdivert.supervisor.demo import demo
 
     return demo(args)
 
@@ -44,8 +44,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_safe_off(args: argparse.Namespace) -> int:
     """For systemd's ExecStopPost (runs after crashes too) and for people at the console."""
-    from rtworker.drivers import OutputError, force_off
     from vzdivert import bus
+    from vzdivert.rtworker.drivers import OutputError, force_off
 
     cfg = load_or_exit(args.config)
     runtime_dir = (args.runtime_dir or bus.find_runtime_dir(cfg.state.dir)
@@ -67,7 +67,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
     """For `[webui] password`: store a hash instead of the plain text."""
-    from webui.auth import main as auth_main
+    from vzdivert.webui.auth import main as auth_main
 
     return auth_main(["hash"])
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("example-config", help="print the commented example config")
     p.set_defaults(func=cmd_example_config)
 
-    from ingest import parse_cmd
+    from vzdivert.ingest import parse_cmd
 
     p = sub.add_parser("parse", help="parse a line-protocol body from stdin, print JSON")
     parse_cmd.add_arguments(p)

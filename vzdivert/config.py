@@ -130,7 +130,7 @@ def _password_check(value: str) -> str | None:
 def _curve_points_check(value: list) -> str | None:
     if not value:
         return None
-    from rtworker.curves import check_table_points  # the curve owns its validation
+    from vzdivert.rtworker.curves import check_table_points  # the curve owns its validation
     try:
         check_table_points(value)
     except ValueError as exc:

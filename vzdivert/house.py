@@ -8,9 +8,9 @@ import http.client
 import signal
 import time
 
-from rtworker.drivers.sim import read_sim_duty
 from vzdivert import child
 from vzdivert.plant import House
+from vzdivert.rtworker.drivers.sim import read_sim_duty
 
 INTERVAL_S = 1.0
 

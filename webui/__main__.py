@@ -9,8 +9,8 @@ import waitress
 import zmq
 
 from vzdivert import bus, child
-from webui.app import SupervisorClient, make_app
-from webui.feed import Feed
+from vzdivert.webui.app import SupervisorClient, make_app
+from vzdivert.webui.feed import Feed
 
 
 def main(argv: list[str] | None = None) -> int:

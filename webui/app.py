@@ -15,10 +15,10 @@ from bottle import Bottle, HTTPError, HTTPResponse, request, response, static_fi
 
 from vzdivert import bus
 from vzdivert.config import Config
-from webui.auth import USER, PasswordChecker, RateLimiter, Session, Sessions, csrf_ok
-from webui.feed import Feed
-from webui.history import COLUMNS, clean
-from webui.payload import field_errors, state_payload
+from vzdivert.webui.auth import USER, PasswordChecker, RateLimiter, Session, Sessions, csrf_ok
+from vzdivert.webui.feed import Feed
+from vzdivert.webui.history import COLUMNS, clean
+from vzdivert.webui.payload import field_errors, state_payload
 
 STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "vzdivert_session"
@@ -359,9 +359,9 @@ def make_app(cfg: Config, feed: Feed, supervisor: SupervisorClient,
     def metrics() -> Any:
         guard.viewer()
         try:
-            from webui.metrics import render_metrics
+            from vzdivert.webui.metrics import render_metrics
         except ModuleNotFoundError as exc:
-            if exc.name != "webui.metrics":
+            if exc.name != "vzdivert.webui.metrics":
                 raise
             raise fail(404, "metrics are not available in this build") from exc
         body, content_type = render_metrics(feed)

@@ -1,6 +1,7 @@
 """Web UI authentication: password hashing (``pbkdf2_sha256$...``), cookie sessions with a
 CSRF token each, and login rate limiting. No sockets or clocks of its own: times are passed
-in, so tests drive it directly. ``python -m webui.auth hash`` prints a hash for the config."""
+in, so tests drive it directly. ``python -m vzdivert.webui.auth hash`` prints a hash for the
+config."""
 
 from __future__ import annotations
 
@@ -169,11 +170,12 @@ class RateLimiter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m webui.auth hash``: read a password (twice on a terminal), print its hash."""
+    """``python -m vzdivert.webui.auth hash``: read a password (twice on a terminal), print its
+    hash."""
     import argparse
     import getpass
 
-    parser = argparse.ArgumentParser(prog="python -m webui.auth")
+    parser = argparse.ArgumentParser(prog="python -m vzdivert.webui.auth")
     parser.add_argument("command", choices=["hash"])
     parser.parse_args(argv)
     if sys.stdin.isatty():

@@ -13,7 +13,7 @@ from typing import Any
 import zmq
 
 from vzdivert import bus
-from webui.history import History
+from vzdivert.webui.history import History
 
 log = logging.getLogger("vzdivert.webui")
 

@@ -30,15 +30,15 @@ class Output(Protocol):
 def open_output(cfg: Config, runtime_dir: str | Path) -> Output:
     driver = cfg.output.driver
     if driver == "sim":
-        from rtworker.drivers.sim import SimOutput
+        from vzdivert.rtworker.drivers.sim import SimOutput
 
         return SimOutput(Path(runtime_dir) / "sim-output")
     if driver == "pigpio":
-        from rtworker.drivers.pigpio_out import PigpioOutput
+        from vzdivert.rtworker.drivers.pigpio_out import PigpioOutput
 
         return PigpioOutput(cfg.output)
     if driver == "sysfs":
-        from rtworker.drivers.sysfs import SysfsOutput
+        from vzdivert.rtworker.drivers.sysfs import SysfsOutput
 
         return SysfsOutput(cfg.output)
     raise OutputError(f"output.driver: unknown driver {driver!r}")
@@ -47,9 +47,9 @@ def open_output(cfg: Config, runtime_dir: str | Path) -> Output:
 def config_problems(cfg: Config) -> list[str]:
     """Driver-specific config checks that need no hardware (for run and check-config)."""
     if cfg.output.driver == "pigpio":
-        from rtworker.drivers.pigpio_out import config_problems as check
+        from vzdivert.rtworker.drivers.pigpio_out import config_problems as check
     elif cfg.output.driver == "sysfs":
-        from rtworker.drivers.sysfs import config_problems as check
+        from vzdivert.rtworker.drivers.sysfs import config_problems as check
     else:
         return []
     return check(cfg.output)

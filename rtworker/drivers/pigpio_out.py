@@ -10,8 +10,8 @@ from typing import Any
 
 import pigpio
 
-from rtworker.drivers import OutputError
 from vzdivert.config import HW_PWM_GPIOS
+from vzdivert.rtworker.drivers import OutputError
 
 HW_RANGE = 1_000_000  # hardware PWM duty units
 SW_MAX_FREQUENCY_HZ = 40_000  # fastest software PWM pigpiod offers (1 us sample rate)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rtworker.drivers import OutputError
+from vzdivert.rtworker.drivers import OutputError
 
 PI5_CHANNELS = {12: 0, 13: 1, 18: 2, 19: 3}  # RP1 PWM0 channel per GPIO (domain.md §4)
 EXPORT_WAIT_S = 2.0  # udev fixes the permissions of a freshly exported channel asynchronously

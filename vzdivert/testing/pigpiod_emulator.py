@@ -1,6 +1,6 @@
 """A pigpiod stand-in: speaks pigpiod's socket protocol on loopback so the real ``pigpio``
 client, and vzdivert's pigpio driver, run without a Raspberry Pi. It records every write.
-Run it alone with ``python -m vzdivert.pigpiod_emulator --port 8888``."""
+Run it alone with ``python -m vzdivert.testing.pigpiod_emulator --port 8888``."""
 
 from __future__ import annotations
 
@@ -504,7 +504,7 @@ def _recv_into(conn: socket.socket, buf: bytearray) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vzdivert.pigpiod_emulator",
+        prog="python -m vzdivert.testing.pigpiod_emulator",
         description="Emulate pigpiod on loopback so the pigpio output can run without a Pi.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8888, help="TCP port (0: any free port)")
