@@ -18,6 +18,7 @@ from vzdivert.recorder.store import DB_FILE, open_writer, write_minutes, zone
 
 PRUNE_EVERY_S = 3600.0
 ALIVE_EVERY_S = 1.0
+DRAIN_MAX = 10_000
 
 
 class Recorder:
@@ -50,6 +51,21 @@ class Recorder:
         self.conn.close()
 
 
+def heartbeat(ctx: zmq.Context, runtime_dir: Path, stopping: threading.Event) -> None:
+    """Tell the supervisor we live (a thread: a slow write never delays it, nor it the loop)."""
+    beat = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=1.0)
+    try:
+        while not stopping.wait(ALIVE_EVERY_S):
+            try:
+                beat.call("alive", name="recorder")
+            except bus.CommandError:
+                pass  # the supervisor is busy or restarting: the next beat tries again
+    except zmq.ZMQError:
+        pass  # the context is going away: we are stopping
+    finally:
+        beat.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg, runtime_dir, log = child.start("recorder", argv)
     stopping = threading.Event()
@@ -59,14 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     recorder = Recorder(cfg, db_path)
     ctx = zmq.Context()
     states = bus.subscribe(ctx, runtime_dir, "state")
-    beat = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=1.0)
+    beats = threading.Thread(target=heartbeat, args=(ctx, runtime_dir, stopping),
+                             name="heartbeat", daemon=True)
+    beats.start()
     log.info("recording history to %s", db_path)
-    next_alive = 0.0
     try:
         while not stopping.is_set():
             pending: list[Minute] = []
             if states.poll(200):
-                while states.poll(0):  # drain what has queued up
+                for _ in range(DRAIN_MAX):  # what has queued up, but never forever
+                    if not states.poll(0):
+                        break
                     try:
                         pending += recorder.take(bus.decode(states.recv(), expect="state"))
                     except bus.MessageError as exc:
@@ -75,16 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             pending += recorder.acc.flush_until(now)
             if pending:
                 recorder.write(pending, now)
-            if time.monotonic() >= next_alive:
-                next_alive = time.monotonic() + ALIVE_EVERY_S
-                try:
-                    beat.call("alive", name="recorder")
-                except bus.CommandError:
-                    pass  # the supervisor is busy or restarting: the next beat tries again
     finally:
+        stopping.set()
         recorder.close()
-        beat.close()
         states.close(0)
+        beats.join(2.0)
         ctx.destroy(0)
         log.info("stopped after writing %d minutes", recorder.written)
     return 0
