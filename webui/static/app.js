@@ -500,6 +500,7 @@ async function start() {
   if (r.ok) renderState(r.data);
   await refreshSettings();
   connect();
+  if (window.onDashboardStart) window.onDashboardStart(); // history.js
 }
 
 document.addEventListener("DOMContentLoaded", () => {
