@@ -161,3 +161,19 @@ def test_views_and_errors(db) -> None:
     assert list(query.csv_lines(None, date(2026, 1, 1), date(2026, 1, 1), "day", UTC,
                                 TARIFF)) == ["date,import_wh,export_wh,diverted_wh,topup_wh,"
                                              "savings\n"]
+
+
+def test_the_system_time_zone_is_used_when_none_is_configured(monkeypatch) -> None:
+    import time
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        tz = zone("")
+        assert tz is None
+        assert day_span(date(2026, 3, 8), date(2026, 3, 8), tz)[1] - \
+            day_span(date(2026, 3, 8), date(2026, 3, 8), tz)[0] == 23 * 3600
+        assert day_span(date(2026, 11, 1), date(2026, 11, 1), tz)[1] - \
+            day_span(date(2026, 11, 1), date(2026, 11, 1), tz)[0] == 25 * 3600
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
