@@ -13,8 +13,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from vzdivert.recorder import query
-from vzdivert.recorder.store import (
+from vzdivert.history import query
+from vzdivert.history.store import (
     day_span,
     open_reader,
     open_writer,

@@ -1,2 +1,2 @@
-"""The history recorder: 1-minute aggregates of the worker's state stream in SQLite
-(``minutes.py`` pure accumulation, ``store.py`` the database, ``query.py`` what the UI asks)."""
+"""The recorder process: writes the 1-minute history (see vzdivert.history) from the
+worker's state stream."""

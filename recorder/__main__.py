@@ -11,10 +11,10 @@ from pathlib import Path
 
 import zmq
 
-from vzdivert import bus, child
+from vzdivert import bus, process
 from vzdivert.config import Config
-from vzdivert.recorder.minutes import Accumulator, Minute
-from vzdivert.recorder.store import DB_FILE, open_writer, write_minutes, zone
+from vzdivert.history.minutes import Accumulator, Minute
+from vzdivert.history.store import DB_FILE, open_writer, write_minutes, zone
 
 PRUNE_EVERY_S = 3600.0
 ALIVE_EVERY_S = 1.0
@@ -67,7 +67,7 @@ def heartbeat(ctx: zmq.Context, runtime_dir: Path, stopping: threading.Event) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("recorder", argv)
+    cfg, runtime_dir, log = process.start("recorder", argv)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda s, f: stopping.set())
     signal.signal(signal.SIGINT, lambda s, f: stopping.set())

@@ -3,7 +3,7 @@ minute boundaries; stale time and silences count toward nothing."""
 
 from __future__ import annotations
 
-from vzdivert.recorder.minutes import Accumulator, extras_of
+from vzdivert.history.minutes import Accumulator, extras_of
 
 T0 = 1_795_000_020  # a minute start (divisible by 60)
 

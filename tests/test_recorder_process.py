@@ -18,7 +18,7 @@ import zmq
 from syshelp import free_port, wait_for, write_config
 
 from vzdivert import bus
-from vzdivert.recorder.store import DB_FILE
+from vzdivert.history.store import DB_FILE
 
 T0 = (int(time.time()) // 60 + 10 * 1440) * 60  # in the future: no silence flushes minutes
 
@@ -120,14 +120,17 @@ def test_kill9_loses_at_most_the_open_minute(setup: tuple[Recorder, Worker]) -> 
     wait_for(lambda: (worker.send_until(worker.ts + 20), rec.minutes()[-1][0] > open_minute)
              [1], timeout_s=20, what="minutes after the restart")
     after = dict(rec.minutes())
-    assert 0 < after.get(open_minute, 0) < 60.0  # only the part after the restart
-    assert after[open_minute + 60] == 60.0
+    # the open minute is lost, or holds only what arrived after the restart (a new
+    # subscriber misses the first messages: the worker never waits for the recorder)
+    assert after.get(open_minute, 0) < 60.0
+    resumed = min(ts for ts in after if ts > open_minute)
+    assert all(after[ts] == 60.0 for ts in after if resumed < ts < max(after))
     assert all(after[ts] == stored[ts] for ts in stored)
 
 
 WRITER = """
 import sys
-from vzdivert.recorder.store import open_writer, write_minutes, zone
+from vzdivert.history.store import open_writer, write_minutes, zone
 from vzdivert.testing.history import synthetic_minutes
 conn = open_writer(sys.argv[1])
 start = int(sys.argv[2])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vzdivert.recorder import query
-from vzdivert.recorder.minutes import Minute
-from vzdivert.recorder.store import (
+from vzdivert.history import query
+from vzdivert.history.minutes import Minute
+from vzdivert.history.store import (
     day_span,
     open_reader,
     open_writer,

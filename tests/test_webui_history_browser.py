@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, expect
 from test_webui_browser import browser, new_page, poll_js  # noqa: F401 (fixture)
 from webui_help import UISystem
 
-from vzdivert.recorder.store import DB_FILE, day_span, open_writer, write_minutes, zone
+from vzdivert.history.store import DB_FILE, day_span, open_writer, write_minutes, zone
 from vzdivert.testing.history import synthetic_minutes
 
 UTC = zone("UTC")

@@ -26,17 +26,17 @@ def parse_backup(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
         try:
             raw = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError([f"not a JSON document: {exc}"]) from exc
+            raise ConfigError.of({"file": f"not a JSON document: {exc}"}) from exc
     if not isinstance(raw, dict):
-        raise ConfigError(["expected a JSON object (a file from settings export)"])
+        raise ConfigError.of({"file": "expected a JSON object (a file from settings export)"})
     if raw.get("format") != FORMAT:
-        raise ConfigError([f"format: expected {FORMAT!r}, got {raw.get('format')!r} "
-                           "(not a file from settings export)"])
+        raise ConfigError.of({"format": f"expected {FORMAT!r}, got {raw.get('format')!r} "
+                                        "(not a file from settings export)"})
     if raw.get("version") != VERSION:
-        raise ConfigError([f"version: expected {VERSION}, got {raw.get('version')!r}"])
+        raise ConfigError.of({"version": f"expected {VERSION}, got {raw.get('version')!r}"})
     settings = raw.get("settings")
     if not isinstance(settings, dict) or not settings:
-        raise ConfigError(["settings: expected a non-empty table of setting name: value"])
+        raise ConfigError.of({"settings": "expected a non-empty table of setting name: value"})
     return settings
 
 

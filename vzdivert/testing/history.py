@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from vzdivert.recorder.minutes import Minute
+from vzdivert.history.minutes import Minute
 
 
 def synthetic_minutes(start_ts: int, count: int, rating_w: float = 2000.0,

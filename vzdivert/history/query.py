@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from vzdivert.recorder.store import ENERGY, day_span, day_start
+from vzdivert.history.store import ENERGY, day_span, day_start
 
 PERIODS = {"day": 10, "month": 7, "year": 4}  # period -> length of the date prefix grouped
 VIEWS = {"day": (1, 60), "week": (7, 600), "month": (31, 3600), "year": (366, 86400)}

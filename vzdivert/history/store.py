@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from vzdivert.recorder.minutes import Minute
+from vzdivert.history.minutes import Minute
 
 DB_FILE = "history.sqlite"
 SCHEMA_VERSION = 1

@@ -1,12 +1,12 @@
-"""The history route group: energy per day/month/year with savings, the chart's long views,
-CSV exports (all read-only from the recorder's database) and settings backup/restore
-(restore goes through the supervisor, which validates and persists like any change)."""
+"""History: energy per day/month/year with savings, the chart's long views and CSV
+exports, all read-only from the recorder's database; and settings backup/restore (restore
+goes through the supervisor, which validates and persists it like any change)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,17 +14,20 @@ from typing import Any
 from bottle import Bottle, HTTPResponse, request, response
 
 from vzdivert.config import Config
-from vzdivert.recorder import query
-from vzdivert.recorder.store import DB_FILE, open_reader, zone
+from vzdivert.history import query
+from vzdivert.history.store import DB_FILE, open_reader, zone
 from vzdivert.settings_backup import backup_document
+from vzdivert.webui.context import UI
+from vzdivert.webui.jsonhttp import fail
 
 DEFAULT_DAYS = {"day": 31, "month": 366, "year": 3660}
+MAX_SETTINGS_FILE_BYTES = 256 * 1024
 
 
 class HistoryReader:
     """Read-only access to the recorder's database and the live tariff."""
 
-    def __init__(self, cfg: Config, live_settings: Any):
+    def __init__(self, cfg: Config, live_settings: Callable[[], dict[str, Any] | None]):
         self.path = Path(cfg.state.dir) / DB_FILE
         self.tz = zone(cfg.history.timezone)
         self.cfg = cfg
@@ -59,17 +62,16 @@ def _closing(conn: sqlite3.Connection | None, lines: Iterator[str]) -> Iterator[
             conn.close()
 
 
-def add_history_routes(app: Bottle, reader: HistoryReader, viewer: Any, changer: Any,
-                       fail: Any, settings_call: Any) -> None:
-    """``viewer()``/``changer()`` check access (raising the HTTP answer), ``fail(status,
-    *errors)`` builds a JSON error, ``settings_call(cmd, **args)`` asks the supervisor."""
+def add_routes(app: Bottle, ui: UI) -> None:
+    guard = ui.guard
+    reader = HistoryReader(ui.cfg, lambda: ui.feed.health.get("settings"))
 
     def bad(exc: query.QueryError) -> HTTPResponse:
         return fail(400, str(exc))
 
     @app.get("/api/energy")
     def energy() -> dict[str, Any]:
-        viewer()
+        guard.viewer()
         period = request.query.get("period", "day")
         conn = reader.connect()
         try:
@@ -83,7 +85,7 @@ def add_history_routes(app: Bottle, reader: HistoryReader, viewer: Any, changer:
 
     @app.get("/api/energy/summary")
     def energy_summary() -> dict[str, Any]:
-        viewer()
+        guard.viewer()
         conn = reader.connect()
         try:
             tariff = reader.tariff()
@@ -96,7 +98,7 @@ def add_history_routes(app: Bottle, reader: HistoryReader, viewer: Any, changer:
 
     @app.get("/api/history/range")
     def history_range() -> dict[str, Any]:
-        viewer()
+        guard.viewer()
         conn = reader.connect()
         try:
             last = query.parse_date(request.query.get("date"), "date", reader.today())
@@ -109,7 +111,7 @@ def add_history_routes(app: Bottle, reader: HistoryReader, viewer: Any, changer:
 
     @app.get("/api/export.csv")
     def export_csv() -> Any:
-        viewer()
+        guard.viewer()
         resolution = request.query.get("resolution", "day")
         conn = reader.connect()
         try:
@@ -126,8 +128,8 @@ def add_history_routes(app: Bottle, reader: HistoryReader, viewer: Any, changer:
 
     @app.get("/api/settings/export")
     def settings_export() -> Any:
-        viewer()
-        doc = settings_call("get_settings")
+        guard.viewer()
+        doc = ui.call_supervisor("get_settings")
         body = backup_document(doc["settings"], doc.get("overrides", {}))
         response.set_header("Content-Disposition",
                             f'attachment; filename="vzdivert-settings-{reader.today()}.json"')
@@ -136,13 +138,13 @@ def add_history_routes(app: Bottle, reader: HistoryReader, viewer: Any, changer:
 
     @app.post("/api/settings/import")
     def settings_import() -> dict[str, Any]:
-        who = changer()
-        raw = request.body.read(256 * 1024 + 1)
-        if len(raw) > 256 * 1024:
-            raise fail(413, "settings file larger than 256 kB")
+        who = guard.changer()
+        raw = request.body.read(MAX_SETTINGS_FILE_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_FILE_BYTES:
+            raise fail(413, f"settings file larger than {MAX_SETTINGS_FILE_BYTES} bytes")
         try:
             document = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise fail(422, f"not a JSON document: {exc}") from exc
-        return settings_call("import_settings", document=document, who=who)
+            raise fail(422, f"not a JSON document: {exc}", fields={"file": str(exc)}) from exc
+        return ui.call_supervisor("import_settings", document=document, who=guard.label(who))
 
