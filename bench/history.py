@@ -29,8 +29,8 @@ TARIFF = query.Tariff(0.32, 0.08, "€")
 
 
 def build(path: Path, last: date, days: int) -> tuple[float, int]:
-    """A year of full minutes, one transaction per day as the recorder would batch them
-    after a long outage; returns seconds taken and the database size in bytes."""
+    """A year of full minutes, one transaction per day to build it quickly (the recorder
+    writes one minute per transaction); returns seconds taken and the database's bytes."""
     conn = open_writer(path)
     start = day_span(last - timedelta(days=days - 1), last, TZ)[0]
     t0 = time.perf_counter()
