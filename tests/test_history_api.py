@@ -180,3 +180,19 @@ def test_settings_cli_export_and_import(system: UISystem, tmp_path: Path) -> Non
     r = cli("import", str(out))
     assert r.returncode == 2 and "target_w" in r.stderr and "nothing changed" in r.stderr
     assert get(system, "/api/settings").json()["settings"]["target_w"] == -42.0
+
+
+def test_a_killed_recorder_is_restarted_and_its_data_kept(system: UISystem) -> None:
+    import os
+    import signal
+
+    wait_for(lambda: get(system, "/api/state").json()["processes"]["recorder"]["alive"],
+             what="the recorder in the health stream")
+    before = get(system, "/api/state").json()["processes"]["recorder"]
+    os.kill(before["pid"], signal.SIGKILL)
+    after = wait_for(lambda: (lambda p: p["alive"] and p["pid"] != before["pid"] and p)(
+        get(system, "/api/state").json()["processes"]["recorder"]), timeout_s=15,
+        what="a new recorder")
+    assert after["restarts"] == before["restarts"] + 1 and "SIGKILL" in after["last_exit"]
+    rows = get(system, "/api/energy?from=2026-10-25&to=2026-10-25").json()["rows"]
+    assert (rows[0]["import_wh"], rows[0]["diverted_wh"]) == (43200.0, 23400.0)
