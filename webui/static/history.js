@@ -10,7 +10,7 @@ const HISTORY_TEXT = {
   topup: "Grid top-up", savedToday: "Saved today", savedMonth: "Saved this month",
   savedYear: "Saved this year", noData: "No history recorded for this period yet.",
   noTariff: "Set import_price and feed_in_price in the settings to see savings.",
-  csvDays: "CSV (days)", csvMinutes: "CSV (minutes)", meanPower: "daily mean",
+  csvDays: "CSV (days)", csvMinutes: "CSV (minutes)",
   exportSettings: "Download settings", importSettings: "Upload settings",
   imported_ok: "Settings restored from the file.", importBad: "Not restored:",
   weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
