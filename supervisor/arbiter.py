@@ -32,12 +32,15 @@ HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats"}  # child -> stream 
 ESSENTIAL = ("rtworker", "ingest", "webui")  # systemd's watchdog is fed only while these run
 INGEST_HANG_S = 5.0  # the ingest publishes its stats every second
 WEBUI_HANG_S = 10.0  # the web UI says `alive` every second
+RECORDER_HANG_S = 60.0  # says `alive` every second, but a prune on a slow SD card may take long
 # silence after which a child counts as hung (rtworker: `[supervisor] hang_after_s`)
-HANG_LIMITS_S = {"rtworker": 0.0, "ingest": INGEST_HANG_S, "webui": WEBUI_HANG_S}
-NICE = {"ingest": -5, "webui": 10, "mqtt": 10}  # the worker itself runs SCHED_FIFO
+HANG_LIMITS_S = {"rtworker": 0.0, "ingest": INGEST_HANG_S, "webui": WEBUI_HANG_S,
+                 "recorder": RECORDER_HANG_S}
+# the worker itself runs SCHED_FIFO
+NICE = {"ingest": -5, "webui": 10, "mqtt": 10, "recorder": 10}
 # kept off the worker's CPU when it is pinned (the supervisor too: a hammered UI asks it
 # for settings)
-SIDE_PROCESSES = ("supervisor", "webui", "mqtt", "house")
+SIDE_PROCESSES = ("supervisor", "webui", "mqtt", "house", "recorder")
 
 
 def child_fifo(name: str, worker_cpu: int, worker_priority: int) -> int:
@@ -73,7 +76,8 @@ class Arbiter:
         if own_cpus:  # before the ZeroMQ threads exist, so they follow
             os.sched_setaffinity(0, own_cpus)
         args = ["--config", str(config_path), "--runtime-dir", str(runtime_dir)]
-        optional = ("mqtt",) if base_cfg.mqtt.enabled else ()
+        optional = (("mqtt",) if base_cfg.mqtt.enabled else ()) + (
+            ("recorder",) if base_cfg.history.enabled else ())
         names = ("rtworker", "ingest", "webui", *optional, *extra_children)
         modules = {"house": "vzdivert.demo_meter", "mqtt": "vzdivert.mqtt"}
         rt = base_cfg.rtworker
@@ -157,8 +161,8 @@ class Arbiter:
     def watch(self) -> None:
         now = time.monotonic()
         for name in HANG_LIMITS_S:
-            child = self.children[name]
-            if child.alive and self.hung(child, now):
+            child = self.children.get(name)
+            if child is not None and child.alive and self.hung(child, now):
                 log.error("%s (pid %d) silent for %.1f s: killing it", name, child.pid,
                           now - max(child.last_heartbeat, child.started_mono))
                 child.kill()
@@ -216,7 +220,7 @@ class Arbiter:
         now = time.monotonic()
         return all(self.children[n].alive for n in ESSENTIAL) and all(
             now - self.children[n].last_heartbeat < self.hang_limit_s(self.children[n])
-            for n in HANG_LIMITS_S)
+            for n in HANG_LIMITS_S if n in ESSENTIAL)  # history waits; the watchdog doesn't
 
     def processes(self) -> dict[str, dict[str, Any]]:
         return {name: child.describe() for name, child in self.children.items()}

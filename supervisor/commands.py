@@ -40,6 +40,12 @@ def reset_settings(arbiter: Arbiter, who: str = "api") -> dict[str, Any]:
     return applied(arbiter)
 
 
+def import_settings(arbiter: Arbiter, document: Any, who: str = "api") -> dict[str, Any]:
+    """Restore a backup made by settings export (validated as a whole first)."""
+    arbiter.settings.restore(document, who)
+    return applied(arbiter)
+
+
 def applied(arbiter: Arbiter) -> dict[str, Any]:
     """Hand the (already persisted) settings to the worker; ``applied`` says whether it took
     them now or gets them when it next starts."""
@@ -57,5 +63,6 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "get_settings": get_settings,
     "set_settings": set_settings,
     "reset_settings": reset_settings,
+    "import_settings": import_settings,
     "alive": alive,
 }

@@ -10,6 +10,7 @@ from typing import Any
 from vzdivert.bus import CommandError
 from vzdivert.config import TUNABLES, Config, ConfigError
 from vzdivert.settings import CHANGELOG_LEN, SettingsStore, change_entry
+from vzdivert.settings_backup import restore
 
 log = logging.getLogger("vzdivert.supervisor")
 SHOWN_CHANGES = 20
@@ -51,6 +52,15 @@ class LiveSettings:
         except ConfigError as exc:
             raise CommandError.invalid(exc.problems) from exc
         overrides = {**self.overrides, **{k: cfg.tunables()[k] for k in settings}}
+        self._commit(cfg, overrides, who)
+
+    def restore(self, document: Any, who: str) -> None:
+        """Replace every live setting by a backup's; all or nothing (CommandError code
+        invalid, problems by name, when any part of the document is wrong)."""
+        try:
+            cfg, overrides = restore(self.base_cfg, document)
+        except ConfigError as exc:
+            raise CommandError.invalid(exc.problems, "invalid settings file") from exc
         self._commit(cfg, overrides, who)
 
     def reset(self, who: str) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = {"vzdivert": "vzdivert", "supervisor": "vzdivert.supervisor",
            "rtworker": "vzdivert.rtworker", "ingest": "vzdivert.ingest",
-           "webui": "vzdivert.webui"}
+           "webui": "vzdivert.webui", "recorder": "vzdivert.recorder"}
 PROCESS_PACKAGES = ("vzdivert.supervisor", "vzdivert.rtworker", "vzdivert.ingest",
-                    "vzdivert.webui", "vzdivert.mqtt", "vzdivert.demo_meter")
+                    "vzdivert.webui", "vzdivert.mqtt", "vzdivert.demo_meter",
+                    "vzdivert.recorder")
 CLI = ("vzdivert.cli", "vzdivert.calibrate", "vzdivert.__main__")
 PENDING: set[tuple[str, str]] = set()  # process package -> another's module it may use
 

@@ -33,9 +33,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "health": Endpoint(zmq.PUB, "supervisor",
                        "health: per-process state and current settings, 1 Hz"),
     "supervisor": Endpoint(zmq.REP, "supervisor", "commands: status and the live settings; "
-                           "alive is the web UI's heartbeat",
+                           "alive is the web UI's and the recorder's heartbeat",
                            ("status", "get_settings", "set_settings", "reset_settings",
-                            "alive")),
+                            "import_settings", "alive")),
     "rtworker": Endpoint(zmq.REP, "rtworker", "commands: the worker's status, settings and "
                          "the manual hold (calibration)",
                          ("ping", "status", "apply_settings", "manual")),

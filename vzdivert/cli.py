@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("example-config", help="print the commented example config")
     p.set_defaults(func=cmd_example_config)
 
+    from vzdivert import settings_cmd
+
+    p = sub.add_parser("settings", help="back up or restore the live settings (JSON file)")
+    settings_cmd.add_arguments(p)
+    p.set_defaults(func=settings_cmd.run)
+
     from vzdivert.ingest import parse_cmd
 
     p = sub.add_parser("parse", help="parse a line-protocol body from stdin, print JSON")

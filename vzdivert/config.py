@@ -177,6 +177,17 @@ def _curve_points_check(value: list) -> str | None:
     return None
 
 
+def _timezone_check(value: str) -> str | None:
+    if not value:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (expected e.g. 'Europe/Berlin')"
+    return None
+
+
 HW_PWM_GPIOS = (12, 13, 18, 19)
 
 SCHEMA: tuple[Key, ...] = (
@@ -333,6 +344,26 @@ SCHEMA: tuple[Key, ...] = (
         "Accept settings changes on <prefix>/set/<setting> (validated like the web UI's)."),
     Key("state", "dir", str, "/var/lib/vzdivert",
         "Where settings and energy counters are persisted (must be writable)."),
+    # -- history and tariff (issue 14) --
+    Key("history", "enabled", bool, True,
+        "Record 1-minute history and daily totals in [state] dir (history.sqlite)."),
+    Key("history", "timezone", str, "",
+        "Time zone whose midnight starts a day in the history, e.g. Europe/Berlin; "
+        "empty: the system's.", check=_timezone_check),
+    Key("history", "keep_days", int, 366,
+        "Keep 1-minute history this long; daily totals are kept forever.",
+        min=1, max=3660, unit="days"),
+    Key("history", "max_mb", float, 200.0,
+        "Largest size of the history database; the oldest minutes go first.",
+        min=1, max=100_000, unit="MB"),
+    Key("tariff", "import_price", float, 0.0,
+        "Price of a kWh bought from the grid; savings = diverted kWh x (import - feed-in).",
+        min=0, max=100, unit="per kWh", tunable=True),
+    Key("tariff", "feed_in_price", float, 0.0,
+        "What a kWh exported to the grid earns.", min=0, max=100, unit="per kWh",
+        tunable=True),
+    Key("tariff", "currency", str, "€", "Currency symbol shown with the savings.",
+        tunable=True, check=lambda v: None if len(v) <= 8 else "at most 8 characters"),
 )
 
 KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}

@@ -304,6 +304,8 @@ function buildForm(doc) {
         input = el("select", { id, name }, ...meta.choices.map((c) => el("option", { value: c, text: c })));
       } else if (meta.type === "bool") {
         input = el("input", { id, name, type: "checkbox" });
+      } else if (meta.type === "str") {
+        input = el("input", { id, name, type: "text", autocomplete: "off" });
       } else if (JSON_TYPES.includes(meta.type)) {
         input = el("input", { id, name, type: "text", class: "json", spellcheck: "false",
           autocomplete: "off", placeholder: meta.type === "list" ? "[ ]" : "{ }" });
@@ -396,7 +398,7 @@ function formChanges() {
     if (!input) continue;
     let v;
     if (input.type === "checkbox") v = input.checked;
-    else if (input.tagName === "SELECT") v = input.value;
+    else if (input.tagName === "SELECT" || input.dataset.type === "str") v = input.value;
     else if (JSON_TYPES.includes(input.dataset.type)) {
       try { v = JSON.parse(input.value || "null"); } catch (e) { v = input.value; } // server explains
       if (JSON.stringify(v) === JSON.stringify(current)) continue;
@@ -502,6 +504,7 @@ async function start() {
   if (r.ok) renderState(r.data);
   await refreshSettings();
   connect();
+  if (window.onDashboardStart) window.onDashboardStart(); // history.js
 }
 
 document.addEventListener("DOMContentLoaded", () => {
