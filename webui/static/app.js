@@ -445,13 +445,15 @@ async function saveSettings(ev) {
     showMsg(t(r.data.applied === false ? "settings.saved_later" : "settings.saved"), "ok");
   } else if (r.status === 422) {
     const fields = r.data.fields || {};
+    const other = [];
     for (const [name, problem] of Object.entries(fields)) {
       const f = document.querySelector(`[data-field="${name}"]`);
       if (f) f.classList.add("invalid");
       const e = document.getElementById(`e-${name}`);
       if (e) e.textContent = tServer(problem);
+      else other.push(`${name}: ${problem}`);  // a setting without a field in this form
     }
-    const other = (r.data.errors || []).filter((e) => !Object.keys(fields).some((n) => e.startsWith(`${n}:`)));
+    if (!Object.keys(fields).length) other.push(...(r.data.errors || []));
     showMsg(other.length ? other.map(tServer).join("; ") : t("settings.correct_marked"), "bad");
   } else {
     if (r.status === 401) await loadSession();
