@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,3 +199,11 @@ def test_one_line_per_check(root: Path, system: System) -> None:
     out = io.StringIO()
     assert doctor.run(Namespace(root=str(root), config=str(bad)), out) == 1
     assert out.getvalue().startswith("FAIL  config    ") and "control.target_w" in out.getvalue()
+
+
+def test_cli_doctor(root: Path, system: System) -> None:
+    out = subprocess.run([sys.executable, "-m", "vzdivert.cli", "doctor", "--root", str(root),
+                          "--config", str(system.config)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1, out.stderr  # the clock flag is missing in this root
+    assert len(out.stdout.splitlines()) == 7 and "ok    service" in out.stdout
