@@ -40,6 +40,97 @@ class I18nAttrs(HTMLParser):
                 self.keys.add(value)
 
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+NOT_TEXT = {"script", "style", "title"}
+SHOWN_ATTRS = ("title", "aria-label", "placeholder")
+
+
+class Untranslated(HTMLParser):
+    """Text and shown attributes in the page that neither data-i18n nor translate="no"
+    covers (hidden elements included, which the browser test cannot see)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, bool, bool]] = []  # tag, has data-i18n, exempt
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        exempt = (a.get("translate") == "no" or tag in NOT_TEXT
+                  or any(e for _, _, e in self.stack))
+        if not exempt:
+            self.found += [f"<{tag} {name}={a[name]!r}>" for name in SHOWN_ATTRS
+                           if a.get(name) and f"data-i18n-{name}" not in a]
+        if tag not in VOID:
+            self.stack.append((tag, "data-i18n" in a, exempt))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not re.search(r"[^\W\d_]", data) or not self.stack:
+            return
+        tag, keyed, exempt = self.stack[-1]
+        if not keyed and not exempt:
+            self.found.append(f"<{tag}>{data.strip()}")
+
+
+def test_no_untranslated_text_in_the_page() -> None:
+    parser = Untranslated()
+    parser.feed((STATIC / "index.html").read_text(encoding="utf-8"))
+    assert parser.found == []
+
+
+def test_the_page_check_finds_plain_text() -> None:
+    parser = Untranslated()
+    parser.feed('<div hidden><button title="Go">Boost</button><b translate="no">W</b>'
+                '<input placeholder="x" data-i18n-placeholder="a.b"><i data-i18n="a.c">C</i>'
+                '</div>')
+    assert parser.found == ["<button title='Go'>", "<button>Boost"]
+
+
+# text written by script: a literal with letters where text goes (not through t())
+LITERAL_TEXT = re.compile(
+    r"""(?:\b(?:text|title|label|placeholder|"aria-label")\s*:\s*|"""
+    r"""\.(?:textContent|innerText|title)\s*=\s*|showMsg\(\s*)"""
+    r"""(["'`])((?:\\.|(?!\1).)*)\1""")
+
+
+UNITS = re.compile(r"(?<![^\W\d_])(?:W|kW|Wh|kWh|Hz|ms|min|h|s|W/s)(?![^\W\d_])")
+
+
+def literal_texts(source: str) -> list[str]:
+    out = []
+    for m in LITERAL_TEXT.finditer(source):
+        text = UNITS.sub("", re.sub(r"\$\{[^}]*\}", "", m.group(2)))
+        if re.search(r"[^\W\d_]", text):
+            out.append(m.group(0))
+    return out
+
+
+def test_no_literal_text_in_scripts() -> None:
+    found = []
+    for js in STATIC.glob("*.js"):
+        found += [f"{js.name}: {m}" for m in literal_texts(js.read_text(encoding="utf-8"))]
+    assert found == []
+
+
+def test_the_script_check_finds_literals() -> None:
+    src = ('el("b", { text: "Boost" }); $("#x").textContent = `${n} left`; showMsg("Done", "ok");'
+           'el("i", { text: t("a.b"), title: `${n} %` }); x.textContent = "";'
+           'u = { label: "kWh" };')
+    assert literal_texts(src) == ['text: "Boost"', ".textContent = `${n} left`",
+                                  'showMsg("Done"']
+
+
 def html_keys() -> set[str]:
     parser = I18nAttrs()
     parser.feed((STATIC / "index.html").read_text(encoding="utf-8"))
