@@ -196,6 +196,7 @@ def test_every_catalogue_key_is_used() -> None:
     dynamic = {f"badge.{b}" for b in BADGES} | {f"section.{k.section}" for k in
                                                  TUNABLES.values()}
     dynamic |= {f"setting.{name}" for name in TUNABLES}
+    dynamic |= {f"unit.{k.unit}" for k in TUNABLES.values()}
     unused = {k for k in EN if not k.startswith("srv.")} - html_keys() - script_keys() - dynamic
     assert sorted(unused) == []
 
@@ -205,6 +206,8 @@ def test_dynamic_keys_exist() -> None:
     for name, key in TUNABLES.items():
         assert f"setting.{name}" in EN, f"label for live setting {name}"
         assert f"section.{key.section}" in EN, f"name of section {key.section}"
+        if UNITS.sub("", key.unit).strip(" /"):  # a word, not a unit symbol
+            assert f"unit.{key.unit}" in EN, f"unit {key.unit!r} of {name}"
 
 
 def test_fixed_api_errors_have_entries() -> None:

@@ -24,10 +24,12 @@ let nf1 = numberFormat(1);
 let nf2 = numberFormat(2);
 let nfAny = numberFormat(6, 0);
 let timeFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit" });
+let secondsFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
 let dateTimeFmt = dateTimeFormat({ dateStyle: "short", timeStyle: "medium" });
 function setFormats() {
   nf0 = numberFormat(0); nf1 = numberFormat(1); nf2 = numberFormat(2); nfAny = numberFormat(6, 0);
   timeFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit" });
+  secondsFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
   dateTimeFmt = dateTimeFormat({ dateStyle: "short", timeStyle: "medium" });
 }
 const fmtW = (v) => (v === null || v === undefined ? "–" : nf0.format(Math.round(v)));
@@ -157,6 +159,10 @@ const data = [[], [], [], [], []]; // ts, grid_w, power_w, target_w, duty %
 
 function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
+// x-axis ticks on whole seconds and minutes, labelled by Intl in the page's language
+const TIME_INCRS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+  21600, 43200, 86400];
+
 function makeChart() {
   const box = $("#chart");
   const axis = { stroke: css("--muted"), grid: { stroke: css("--line"), width: 1 }, ticks: { stroke: css("--line") } };
@@ -176,7 +182,8 @@ function makeChart() {
         value: (u, v) => v == null ? "–" : `${nf1.format(v)} %` },
     ],
     axes: [
-      { ...axis, values: (u, vals) => vals.map((v) => timeFmt.format(new Date(v * 1000))) },
+      { ...axis, space: 70, incrs: TIME_INCRS_S, values: (u, vals, ax, space, incr) => vals.map((v) =>
+        (incr < 60 ? secondsFmt : timeFmt).format(new Date(v * 1000))) },
       { ...axis, scale: "W", size: 64, label: "W", labelSize: 14, labelGap: 0,
         values: (u, vals) => vals.map((v) => fmtW(v)) },
       { ...axis, scale: "pct", side: 1, size: 52, grid: { show: false }, values: (u, vals) => vals.map((v) => `${v}%`) },
@@ -296,7 +303,7 @@ const JSON_TYPES = ["list", "dict"]; // edited as JSON text, e.g. curve_points
 function rangeText(meta) {
   if (meta.choices) return t("range.one_of", { choices: meta.choices.join(", ") });
   if (JSON_TYPES.includes(meta.type)) return "";
-  const unit = meta.unit ? ` ${meta.unit}` : "";
+  const unit = meta.unit ? ` ${tUnit(meta.unit)}` : "";
   const num = (v) => nfAny.format(v);
   if (meta.min !== null && meta.max !== null) return `${num(meta.min)} … ${num(meta.max)}${unit}`;
   if (meta.min !== null) return `≥ ${num(meta.min)}${unit}`;
@@ -338,11 +345,11 @@ function buildForm(doc) {
       const help = [tHelp(meta.section, name, meta.help),
         rangeText(meta) && t("settings.allowed", { range: rangeText(meta) }),
         t("settings.default", { value: (typeof dflt === "number" ? nfAny.format(dflt) : JSON.stringify(dflt))
-          + (meta.unit ? " " + meta.unit : "") })]
+          + (meta.unit ? " " + tUnit(meta.unit) : "") })]
         .filter(Boolean).flatMap((part, i) => (i ? [" ", part] : [part]));
       out.push(el("div", { class: "field", "data-field": name },
         el("label", { for: id }, settingLabel(name), el("code", { text: name, translate: "no" })),
-        el("div", { class: "inp" }, input, el("span", { class: "unit", text: meta.unit || "", translate: "no" })),
+        el("div", { class: "inp" }, input, el("span", { class: "unit", text: tUnit(meta.unit), translate: "no" })),
         el("p", { class: "err", id: `e-${name}`, role: "alert" }),
         el("p", { class: "help" }, ...help)));
     }

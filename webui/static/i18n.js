@@ -87,6 +87,12 @@ function tServer(msg) {
   return msg;
 }
 
+/* A unit from the schema: symbols (W, s) stay, words ("readings") have "unit.<word>". */
+function tUnit(unit) {
+  if (!unit) return "";
+  return Object.hasOwn(I18N.fallback, `unit.${unit}`) ? t(`unit.${unit}`) : unit;
+}
+
 /* Settings help: the language's catalogue by section.key, else the schema's English. */
 function tHelp(section, name, english) {
   return I18N.help[`${section}.${name}`] || english;
