@@ -142,6 +142,8 @@ def test_one_wire_checked_only_when_a_tank_sensor_is_configured(root: Path) -> N
     assert "shows no DS18B20" in run_setup(root, dry_run=True)[1]
     (root / "sys/bus/w1/devices/28-3c01d607e4aa").mkdir(parents=True)
     assert "ok      1-Wire is on, sensors: 28-3c01d607e4aa" in run_setup(root, dry_run=True)[1]
+    write_config(root, '[output]\ndriver = "sim"\n[tank]\nsensor = "mqtt:boiler/temp"\n')
+    assert "is not on 1-Wire" in run_setup(root, dry_run=True)[1]
     write_config(root, '[output]\ndriver = "sim"\n[tank]\nsensor = 5\n')  # nonsense: ignored
     assert "1-Wire" not in run_setup(root, dry_run=True)[1]
 

@@ -30,6 +30,7 @@ PIGPIOD_WANTS = "/etc/systemd/system/multi-user.target.wants/pigpiod.service"
 VZDIVERT_WANTS = "/etc/systemd/system/multi-user.target.wants/vzdivert.service"
 PWM_OVERLAYS = ("pwm", "pwm-2chan")
 W1_OVERLAY = "w1-gpio"
+ONE_WIRE_MARKS = ("28-", "w1", "ds18b20", "1-wire", "1wire", "onewire")  # a DS18B20's names
 
 
 class StepFailed(RuntimeError):
@@ -69,7 +70,10 @@ class Setup:
                                       timeout=120)
 
     def systemctl(self, *args: str) -> Callable[[], None]:
-        return self.command("systemctl", *self.host.prefix_args("--root"), *args)
+        # without a running systemd (an image, a container) systemctl edits links offline
+        online = self.host.live and self.host.systemd_booted
+        return self.command("systemctl", *([] if online else ["--root", str(self.host.root)]),
+                            *args)
 
     # -- the steps --------------------------------------------------------------------------
     def user(self) -> None:
@@ -166,6 +170,9 @@ class Setup:
     def one_wire(self) -> None:
         sensor = tank_sensor(raw_config(self.host.path(CONFIG)))
         if not sensor:
+            return
+        if not any(mark in sensor.lower() for mark in ONE_WIRE_MARKS):
+            self.say("ok", f"tank sensor {sensor!r} is not on 1-Wire: nothing to prepare")
             return
         if W1_OVERLAY not in self.host.boot_overlays():
             self.left.append(f"tank sensor {sensor!r}: add dtoverlay=w1-gpio to "
