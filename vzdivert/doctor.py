@@ -233,7 +233,10 @@ def supervisor_status(cfg: configmod.Config) -> dict[str, Any] | None:
 
     from vzdivert import bus
 
-    runtime_dir = bus.find_runtime_dir(cfg.state.dir)
+    try:
+        runtime_dir = bus.find_runtime_dir(cfg.state.dir)
+    except OSError:  # the state dir is the service's (0750): not readable without sudo
+        return None
     if runtime_dir is None:
         return None
     ctx = zmq.Context()
@@ -259,6 +262,9 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         print(Check("config", False, str(exc).replace("\n", "; "),
                     f"fix it: vzdivert check-config {path}").line(), file=out)
         return 1
+    if host.live and os.geteuid() != 0:
+        print("(not root: checks that need the service's files may fail; "
+              "sudo vzdivert doctor sees everything)", file=out)
     doctor = Doctor(host, cfg, supervisor_status(cfg))
     results = [check() for check in doctor.checks()]
     for result in results:
