@@ -116,9 +116,12 @@ def write_config(root: Path, text: str) -> None:
 def test_pi5_needs_the_pwm_overlay(root: Path) -> None:
     (root / "proc/device-tree").mkdir(parents=True)
     (root / "proc/device-tree/model").write_text("Raspberry Pi 5 Model B Rev 1.0\0")
+    write_config(root, '[output]\ndriver = "pigpio"\n')  # an existing config is kept
     out = run_setup(root, dry_run=True)[1]
     assert 'pigpio does not run on a Raspberry Pi 5: set [output] driver = "sysfs"' in out
-    write_config(root, '[output]\ndriver = "sysfs"\n')
+    (root / "etc/vzdivert/vzdivert.toml").unlink()  # a fresh one gets the Pi 5's driver
+    assert "example config for a Raspberry Pi 5 (driver sysfs)" in run_setup(root)[1]
+    assert configmod.load(root / "etc/vzdivert/vzdivert.toml").output.driver == "sysfs"
     boot = root / "boot/firmware/config.txt"
     boot.parent.mkdir(parents=True)
     boot.write_text("[all]\n# dtoverlay=pwm-2chan\n")

@@ -106,15 +106,25 @@ class Setup:
         def write() -> None:
             path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(configmod.render(), encoding="utf-8")
+            tmp.write_text(configmod.render(configmod.validate(self.board_defaults())),
+                           encoding="utf-8")
             os.chmod(tmp, 0o640)  # passwords may go in: root and the service only
             gid = self.host.group_id(USER)
             if gid is not None and os.geteuid() == 0:
                 os.chown(tmp, 0, gid)
             os.replace(tmp, path)
 
-        self.act(f"write the example config to {CONFIG} (mode 0640, group {USER})", write)
+        board = " for a Raspberry Pi 5 (driver sysfs)" if self.board_defaults() else ""
+        self.act(f"write the example config{board} to {CONFIG} (mode 0640, group {USER})",
+                 write)
         self.config_ok = True
+
+    def board_defaults(self) -> dict[str, Any]:
+        """What the example config should say for this board: pigpio does not run on a Pi 5,
+        kernel PWM does."""
+        if "Raspberry Pi 5" in self.host.model():
+            return {"output": {"driver": "sysfs"}}
+        return {}
 
     def unit(self) -> bool:
         """Install the unit pointing at this installation; True when it changed."""
