@@ -14,7 +14,8 @@ FOLDERS = {"vzdivert": "vzdivert", "supervisor": "vzdivert.supervisor",
 PROCESS_PACKAGES = ("vzdivert.supervisor", "vzdivert.rtworker", "vzdivert.ingest",
                     "vzdivert.webui", "vzdivert.mqtt", "vzdivert.demo_meter",
                     "vzdivert.recorder")
-CLI = ("vzdivert.cli", "vzdivert.calibrate", "vzdivert.__main__")
+CLI = ("vzdivert.cli", "vzdivert.calibrate", "vzdivert.__main__", "vzdivert.setup",
+       "vzdivert.doctor")
 PENDING: set[tuple[str, str]] = set()  # process package -> another's module it may use
 
 

@@ -28,7 +28,8 @@ def test_wheel_installs_only_the_vzdivert_name(tmp_path: Path) -> None:
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"vzdivert"}
     for module in ("supervisor/arbiter.py", "rtworker/loop.py", "ingest/server.py",
-                   "webui/app.py", "webui/static/index.html", "testing/pigpiod_emulator.py"):
+                   "webui/app.py", "webui/static/index.html", "testing/pigpiod_emulator.py",
+                   "webui/static/i18n/de.json", "etc/vzdivert.service"):
         assert f"vzdivert/{module}" in names
 
 

@@ -126,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parse", help="parse a line-protocol body from stdin, print JSON")
     parse_cmd.add_arguments(p)
     p.set_defaults(func=parse_cmd.run)
+
+    from vzdivert import doctor, setup
+
+    p = sub.add_parser("setup", help="install the service on this Pi (run with sudo)")
+    setup.add_arguments(p)
+    p.set_defaults(func=setup.run)
+    p = sub.add_parser("doctor", help="check a running installation, one line per check")
+    doctor.add_arguments(p)
+    p.set_defaults(func=doctor.run)
     return parser
 
 

@@ -15,23 +15,30 @@ const el = (tag, attrs = {}, ...kids) => {
 };
 
 const session = { csrf: null, canEdit: false, canView: true, passwordSet: false, user: null };
-const BADGES = {
-  exporting: "Exporting", importing: "Importing", stale: "Stale data",
-  saturated: "Load saturated", full_output: "Full output", output_off: "Output off", manual: "Manual output",
-  error: "Output error",
-};
-const SECTIONS = { control: "Control", load: "Load", output: "Output", watchdog: "Watchdog" };
+const SECTIONS = ["control", "load", "output", "watchdog"]; // display order; names: "section.*"
 
 /* ---------- formatting ---------- */
-const nf0 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
-const nf1 = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-const nf2 = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+/* in the page's language (i18n.js), set by start() once the catalogues are loaded */
+let nf0 = numberFormat(0);
+let nf1 = numberFormat(1);
+let nf2 = numberFormat(2);
+let nfAny = numberFormat(6, 0);
+let timeFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit" });
+let secondsFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+let dateTimeFmt = dateTimeFormat({ dateStyle: "short", timeStyle: "medium" });
+function setFormats() {
+  nf0 = numberFormat(0); nf1 = numberFormat(1); nf2 = numberFormat(2); nfAny = numberFormat(6, 0);
+  timeFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit" });
+  secondsFmt = dateTimeFormat({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  dateTimeFmt = dateTimeFormat({ dateStyle: "short", timeStyle: "medium" });
+}
 const fmtW = (v) => (v === null || v === undefined ? "–" : nf0.format(Math.round(v)));
 const fmtKWh = (wh) => (wh === null || wh === undefined ? "–"
   : Math.abs(wh) >= 1e6 ? nf0.format(wh / 1000) : Math.abs(wh) >= 1e5 ? nf1.format(wh / 1000)
     : nf2.format(wh / 1000));
-const fmtAge = (s) => (s === null || s === undefined ? "never" : s < 90 ? `${nf1.format(s)} s ago`
-  : s < 5400 ? `${nf0.format(s / 60)} min ago` : `${nf1.format(s / 3600)} h ago`);
+const fmtAge = (s) => (s === null || s === undefined ? t("age.never")
+  : s < 90 ? t("age.s", { n: nf1.format(s) })
+    : s < 5400 ? t("age.min", { n: nf0.format(s / 60) }) : t("age.h", { n: nf1.format(s / 3600) }));
 
 /* ---------- API ---------- */
 async function api(method, path, body, retried = false) {
@@ -60,7 +67,7 @@ async function loadSession() {
   });
   $("#login-btn").hidden = !(session.passwordSet && !session.canEdit);
   $("#logout-btn").hidden = !(session.passwordSet && session.canEdit);
-  $("#who").textContent = session.passwordSet && session.canEdit ? `logged in as ${session.user}` : "";
+  $("#who").textContent = session.passwordSet && session.canEdit ? t("login.as", { user: session.user }) : "";
   document.body.classList.toggle("locked", !session.canView);
   $("#login-card").hidden = session.canView;
   applyEditable();
@@ -77,21 +84,21 @@ function renderState(s) {
   grid.classList.toggle("exporting", s.badges.includes("exporting"));
   grid.classList.toggle("importing", s.badges.includes("importing"));
   $("#v-grid").textContent = fmtW(s.grid_w);
-  $("#v-grid-sub").textContent = s.grid_w === null ? "no reading yet"
-    : s.grid_w < 0 ? "exporting" : s.grid_w > 0 ? "importing" : "balanced";
+  $("#v-grid-sub").textContent = t(s.grid_w === null ? "grid.no_reading"
+    : s.grid_w < 0 ? "grid.exporting" : s.grid_w > 0 ? "grid.importing" : "grid.balanced");
   $("#v-power").textContent = fmtW(s.power_w);
   const rating = s.settings && s.settings.rating_w;
-  $("#v-power-sub").textContent = rating ? `of ${fmtW(rating)} W load` : "";
+  $("#v-power-sub").textContent = rating ? t("power.of_load", { w: fmtW(rating) }) : "";
   $("#v-duty").textContent = nf1.format((s.duty || 0) * 100);
-  $("#v-duty-sub").textContent = s.settings && s.settings.curve ? `${s.settings.curve} curve` : "";
+  $("#v-duty-sub").textContent = s.settings && s.settings.curve ? t("duty.curve", { curve: s.settings.curve }) : "";
   $("#v-target").textContent = fmtW(s.target_w);
   $("#v-today").textContent = fmtKWh(s.energy_today_wh);
   $("#v-total").textContent = fmtKWh(s.energy_wh);
 
   const badges = $("#badges");
   badges.replaceChildren(...s.badges.map((b) => el("span", {
-    class: `badge ${b}`, "data-badge": b, text: BADGES[b] || b,
-    title: b === "stale" ? s.stale_reason : b === "error" ? s.error : undefined,
+    class: `badge ${b}`, "data-badge": b, text: t(`badge.${b}`),
+    title: b === "stale" ? tServer(s.stale_reason) : b === "error" ? tServer(s.error) : undefined,
   })));
   renderProcesses(s.processes || {}, s.loop);
   renderIngest(s.ingest || {}, s);
@@ -104,38 +111,44 @@ function renderState(s) {
 
 function renderProcesses(procs, loop) {
   const rows = Object.entries(procs).map(([name, p]) => el("tr", { "data-proc": name },
-    el("td", { text: name }),
-    el("td", {}, el("span", { class: `dot${p.alive ? " ok" : ""}` }), p.alive ? "running" : "down"),
+    el("td", { text: name, translate: "no" }),
+    el("td", {}, el("span", { class: `dot${p.alive ? " ok" : ""}` }), t(p.alive ? "procs.running" : "procs.down")),
     el("td", { class: "narrow-hide", text: p.pid ?? "–" }),
-    el("td", { text: String(p.restarts ?? 0) }),
-    el("td", { class: "wrap", text: p.last_exit || "–" })));
+    el("td", { text: nf0.format(p.restarts ?? 0) }),
+    el("td", { class: "wrap", text: tServer(p.last_exit) || "–" })));
   $("#procs tbody").replaceChildren(...rows);
   const parts = [];
   if (loop && typeof loop === "object") {
     const ms = (v) => (typeof v === "number" ? `${nf1.format(v)} ms` : "–");
-    if ("samples" in loop) parts.push(`${nf0.format(loop.samples)} steps`);
-    if ("latency_p50_ms" in loop) parts.push(`reading → output ${ms(loop.latency_p50_ms)} median, ${ms(loop.latency_p99_ms)} p99`);
-    if ("missed" in loop) parts.push(`${loop.missed} missed`);
+    if ("samples" in loop) parts.push(t("loop.steps", { n: nf0.format(loop.samples) }));
+    if ("latency_p50_ms" in loop) {
+      parts.push(t("loop.latency", { p50: ms(loop.latency_p50_ms), p99: ms(loop.latency_p99_ms) }));
+    }
+    if ("missed" in loop) parts.push(t("loop.missed", { n: nf0.format(loop.missed) }));
   }
-  $("#loop").textContent = parts.length ? `Control loop: ${parts.join(" · ")}` : "";
+  $("#loop").textContent = parts.length ? t("loop.summary", { parts: parts.join(" · ") }) : "";
 }
 
 function renderIngest(ing, s) {
   const rejects = ing.rejects || {};
   const nRejects = Object.values(rejects).reduce((a, b) => a + b, 0);
+  const n = (v) => (typeof v === "number" ? nf0.format(v) : "–");
   const facts = [
-    ["Last reading", fmtAge(ing.last_reading_age_s)],
-    ["Writes received", ing.requests ?? "–"],
-    ["Points accepted", ing.points ?? "–"],
-    ["Rejected", nRejects ? `${nRejects} (${Object.entries(rejects).map(([k, v]) => `${k}: ${v}`).join(", ")})` : "0"],
-    ["Unmatched points", ing.unmatched ?? "–"],
-    ["Control state", s.stale ? `stale: ${s.stale_reason}` : "fresh"],
+    ["ingest.last_reading", fmtAge(ing.last_reading_age_s)],
+    ["ingest.writes", n(ing.requests)],
+    ["ingest.points", n(ing.points)],
+    ["ingest.rejected", nRejects ? t("ingest.rejected_detail", { n: n(nRejects),
+      detail: Object.entries(rejects).map(([k, v]) => `${k}: ${n(v)}`).join(", ") }) : n(0)],
+    ["ingest.unmatched", n(ing.unmatched)],
+    ["ingest.control_state", s.stale ? t("ingest.stale", { reason: tServer(s.stale_reason) })
+      : t("ingest.fresh")],
   ];
-  if (ing.clock_fallback) facts.push(["Logger clock wrong", `${ing.clock_fallback} (arrival time used)`]);
+  if (ing.clock_fallback) facts.push(["ingest.clock_wrong", t("ingest.clock_wrong_detail", { n: n(ing.clock_fallback) })]);
   if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
-    facts.push(["Forwarded", `${ing.forwarded} (dropped ${ing.forward_dropped}, failed ${ing.forward_failed})`]);
+    facts.push(["ingest.forwarded", t("ingest.forwarded_detail", { n: n(ing.forwarded),
+      dropped: n(ing.forward_dropped), failed: n(ing.forward_failed) })]);
   }
-  $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
+  $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: t(k) }), el("dd", { text: String(v) })]));
 }
 
 /* ---------- chart ---------- */
@@ -146,6 +159,10 @@ const data = [[], [], [], [], []]; // ts, grid_w, power_w, target_w, duty %
 
 function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
+// x-axis ticks on whole seconds and minutes, labelled by Intl in the page's language
+const TIME_INCRS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+  21600, 43200, 86400];
+
 function makeChart() {
   const box = $("#chart");
   const axis = { stroke: css("--muted"), grid: { stroke: css("--line"), width: 1 }, ticks: { stroke: css("--line") } };
@@ -155,17 +172,18 @@ function makeChart() {
     scales: { x: { time: true }, W: { auto: true }, pct: { range: [0, 100] } },
     legend: { live: true },
     series: [
-      {},
-      { label: "Grid", scale: "W", stroke: css("--c-grid"), width: 1.6, value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
-      { label: "Diverted", scale: "W", stroke: css("--c-power"), width: 1.6,
+      { label: t("chart.time"), value: (u, v) => (v == null ? "–" : dateTimeFmt.format(new Date(v * 1000))) },
+      { label: t("chart.grid"), scale: "W", stroke: css("--c-grid"), width: 1.6, value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
+      { label: t("chart.diverted"), scale: "W", stroke: css("--c-power"), width: 1.6,
         fill: css("--c-power") + "26", value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
-      { label: "Target", scale: "W", stroke: css("--c-target"), width: 1.2, dash: [6, 4],
+      { label: t("chart.target"), scale: "W", stroke: css("--c-target"), width: 1.2, dash: [6, 4],
         value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
-      { label: "Duty", scale: "pct", stroke: css("--c-duty"), width: 1.2,
+      { label: t("chart.duty"), scale: "pct", stroke: css("--c-duty"), width: 1.2,
         value: (u, v) => v == null ? "–" : `${nf1.format(v)} %` },
     ],
     axes: [
-      { ...axis },
+      { ...axis, space: 70, incrs: TIME_INCRS_S, values: (u, vals, ax, space, incr) => vals.map((v) =>
+        (incr < 60 ? secondsFmt : timeFmt).format(new Date(v * 1000))) },
       { ...axis, scale: "W", size: 64, label: "W", labelSize: 14, labelGap: 0,
         values: (u, vals) => vals.map((v) => fmtW(v)) },
       { ...axis, scale: "pct", side: 1, size: 52, grid: { show: false }, values: (u, vals) => vals.map((v) => `${v}%`) },
@@ -237,7 +255,7 @@ function setConn(live) {
   const c = $("#conn");
   c.classList.toggle("live", live);
   c.classList.toggle("down", !live);
-  c.textContent = live ? "live" : "offline";
+  c.textContent = t(live ? "conn.live" : "conn.offline");
 }
 
 function connect() {
@@ -271,7 +289,11 @@ setInterval(() => { if (lastStateAt && Date.now() - lastStateAt > 8000) setConn(
 let settingsDoc = null;
 let settingsSeen = null;
 
-function fieldLabel(name) {
+/* "setting.<name>" in the catalogue; without one, the name made readable (untranslated) */
+function settingLabel(name) {
+  if (Object.hasOwn(I18N.cat, `setting.${name}`) || Object.hasOwn(I18N.fallback, `setting.${name}`)) {
+    return t(`setting.${name}`);
+  }
   const s = name.replace(/(_w_per_s|_per_s|_hz|_w|_s)$/, "").replaceAll("_", " ");
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
@@ -279,12 +301,13 @@ function fieldLabel(name) {
 const JSON_TYPES = ["list", "dict"]; // edited as JSON text, e.g. curve_points
 
 function rangeText(meta) {
-  if (meta.choices) return `one of ${meta.choices.join(", ")}`;
+  if (meta.choices) return t("range.one_of", { choices: meta.choices.join(", ") });
   if (JSON_TYPES.includes(meta.type)) return "";
-  const unit = meta.unit ? ` ${meta.unit}` : "";
-  if (meta.min !== null && meta.max !== null) return `${meta.min} … ${meta.max}${unit}`;
-  if (meta.min !== null) return `≥ ${meta.min}${unit}`;
-  if (meta.max !== null) return `≤ ${meta.max}${unit}`;
+  const unit = meta.unit ? ` ${tUnit(meta.unit)}` : "";
+  const num = (v) => nfAny.format(v);
+  if (meta.min !== null && meta.max !== null) return `${num(meta.min)} … ${num(meta.max)}${unit}`;
+  if (meta.min !== null) return `≥ ${num(meta.min)}${unit}`;
+  if (meta.max !== null) return `≤ ${num(meta.max)}${unit}`;
   return "";
 }
 
@@ -293,15 +316,15 @@ function buildForm(doc) {
   const groups = {};
   for (const [name, meta] of Object.entries(doc.schema)) (groups[meta.section] ||= []).push([name, meta]);
   const order = Object.keys(groups).sort((a, b) =>
-    (Object.keys(SECTIONS).indexOf(a) + 1 || 99) - (Object.keys(SECTIONS).indexOf(b) + 1 || 99));
+    (SECTIONS.indexOf(a) + 1 || 99) - (SECTIONS.indexOf(b) + 1 || 99));
   const out = [];
   for (const section of order) {
-    out.push(el("h3", { class: "section-title", text: SECTIONS[section] || section }));
+    out.push(el("h3", { class: "section-title", text: t(`section.${section}`) }));
     for (const [name, meta] of groups[section]) {
       const id = `f-${name}`;
       let input;
       if (meta.choices) {
-        input = el("select", { id, name }, ...meta.choices.map((c) => el("option", { value: c, text: c })));
+        input = el("select", { id, name, translate: "no" }, ...meta.choices.map((c) => el("option", { value: c, text: c })));
       } else if (meta.type === "bool") {
         input = el("input", { id, name, type: "checkbox" });
       } else if (meta.type === "str") {
@@ -319,14 +342,18 @@ function buildForm(doc) {
       const edited = () => { input.dataset.dirty = "1"; clearFieldError(name); };
       input.addEventListener("input", edited);
       input.addEventListener("change", edited);
-      const help = [meta.help, rangeText(meta) && `Allowed: ${rangeText(meta)}.`,
-        `Default: ${JSON.stringify(doc.defaults[name])}${meta.unit ? " " + meta.unit : ""}.`]
-        .filter(Boolean).join(" ");
+      const dflt = doc.defaults[name];
+      // one text node per part, so a missing translation of one part stays visible
+      const help = [tHelp(meta.section, name, meta.help),
+        rangeText(meta) && t("settings.allowed", { range: rangeText(meta) }),
+        t("settings.default", { value: (typeof dflt === "number" ? nfAny.format(dflt) : JSON.stringify(dflt))
+          + (meta.unit ? " " + tUnit(meta.unit) : "") })]
+        .filter(Boolean).flatMap((part, i) => (i ? [" ", part] : [part]));
       out.push(el("div", { class: "field", "data-field": name },
-        el("label", { for: id }, fieldLabel(name), el("code", { text: name })),
-        el("div", { class: "inp" }, input, el("span", { class: "unit", text: meta.unit || "" })),
+        el("label", { for: id }, settingLabel(name), el("code", { text: name, translate: "no" })),
+        el("div", { class: "inp" }, input, el("span", { class: "unit", text: tUnit(meta.unit), translate: "no" })),
         el("p", { class: "err", id: `e-${name}`, role: "alert" }),
-        el("p", { class: "help", text: help })));
+        el("p", { class: "help" }, ...help)));
     }
   }
   fields.replaceChildren(...out);
@@ -353,8 +380,8 @@ function applyEditable() {
   for (const e of document.querySelectorAll("#settings input, #settings select")) e.disabled = !can;
   $("#save").hidden = !can;
   $("#reset").hidden = !can;
-  $("#settings-note").textContent = can ? "changes apply live and are kept across restarts"
-    : session.passwordSet ? "read-only: log in to change settings" : "";
+  $("#settings-note").textContent = can ? t("settings.note_live")
+    : session.passwordSet ? t("settings.note_read_only") : "";
 }
 
 function clearFieldError(name) {
@@ -372,16 +399,16 @@ function showMsg(text, kind) {
 
 function renderChanges(changes) {
   const rows = changes.slice().reverse().map((c) => el("tr", {},
-    el("td", { text: new Date(c.ts * 1000).toLocaleString() }),
-    el("td", { text: c.who }),
-    el("td", { class: "wrap", text: Object.entries(c.changes).map(([k, [a, b]]) => `${k}: ${a} → ${b}`).join(", ") })));
-  $("#changes tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 3, class: "muted", text: "no changes yet" }))]));
+    el("td", { text: dateTimeFmt.format(new Date(c.ts * 1000)) }),
+    el("td", { text: c.who, translate: "no" }),
+    el("td", { class: "wrap", text: Object.entries(c.changes).map(([k, [a, b]]) => `${k}: ${a} → ${b}`).join(", "), translate: "no" })));
+  $("#changes tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 3, class: "muted", text: t("changes.none") }))]));
 }
 
 async function refreshSettings() {
   const r = await api("GET", "/api/settings");
   if (!r.ok) {
-    if (r.status !== 401) showMsg((r.data.errors || ["settings unavailable"]).join("; "), "bad");
+    if (r.status !== 401) showMsg((r.data.errors || [t("settings.unavailable")]).map(tServer).join("; "), "bad");
     return;
   }
   settingsSeen = JSON.stringify(r.data.settings);
@@ -417,15 +444,14 @@ async function saveSettings(ev) {
   ev.preventDefault();
   for (const name of Object.keys(settingsDoc.schema)) clearFieldError(name);
   const changes = formChanges();
-  if (!Object.keys(changes).length) { showMsg("Nothing changed.", ""); return; }
-  showMsg("Saving…", "");
+  if (!Object.keys(changes).length) { showMsg(t("settings.nothing_changed"), ""); return; }
+  showMsg(t("settings.saving"), "");
   const r = await api("PUT", "/api/settings", changes);
   if (r.ok) {
     settingsDoc = r.data;
     settingsSeen = JSON.stringify(r.data.settings);
     fillForm(r.data, true);
-    showMsg(r.data.applied === false ? "Saved; applies when the control loop is back."
-      : "Saved and applied.", "ok");
+    showMsg(t(r.data.applied === false ? "settings.saved_later" : "settings.saved"), "ok");
   } else if (r.status === 422) {
     const fields = r.data.fields || {};
     const other = [];
@@ -433,14 +459,14 @@ async function saveSettings(ev) {
       const f = document.querySelector(`[data-field="${name}"]`);
       if (f) f.classList.add("invalid");
       const e = document.getElementById(`e-${name}`);
-      if (e) e.textContent = problem;
+      if (e) e.textContent = tServer(problem);
       else other.push(`${name}: ${problem}`);  // a setting without a field in this form
     }
     if (!Object.keys(fields).length) other.push(...(r.data.errors || []));
-    showMsg(other.length ? other.join("; ") : "Not saved: please correct the marked field.", "bad");
+    showMsg(other.length ? other.map(tServer).join("; ") : t("settings.correct_marked"), "bad");
   } else {
     if (r.status === 401) await loadSession();
-    showMsg(`Not saved: ${(r.data.errors || [r.status]).join("; ")}`, "bad");
+    showMsg(t("settings.not_saved", { why: (r.data.errors || [r.status]).map(tServer).join("; ") }), "bad");
   }
 }
 
@@ -448,14 +474,14 @@ let resetArmed = null;
 async function resetSettings() {
   const b = $("#reset");
   if (!resetArmed) {
-    b.textContent = "Click again to reset";
+    b.textContent = t("settings.reset_confirm");
     b.classList.add("danger");
-    resetArmed = setTimeout(() => { resetArmed = null; b.textContent = "Reset to defaults"; b.classList.remove("danger"); }, 4000);
+    resetArmed = setTimeout(() => { resetArmed = null; b.textContent = t("settings.reset"); b.classList.remove("danger"); }, 4000);
     return;
   }
   clearTimeout(resetArmed);
   resetArmed = null;
-  b.textContent = "Reset to defaults";
+  b.textContent = t("settings.reset");
   b.classList.remove("danger");
   const r = await api("POST", "/api/settings/reset", {});
   if (r.ok) {
@@ -463,9 +489,9 @@ async function resetSettings() {
     settingsSeen = JSON.stringify(r.data.settings);
     for (const name of Object.keys(r.data.schema)) clearFieldError(name);
     fillForm(r.data, true);
-    showMsg("Reset to the config file's values.", "ok");
+    showMsg(t("settings.reset_done"), "ok");
   } else {
-    showMsg(`Not reset: ${(r.data.errors || [r.status]).join("; ")}`, "bad");
+    showMsg(t("settings.not_reset", { why: (r.data.errors || [r.status]).map(tServer).join("; ") }), "bad");
   }
 }
 
@@ -479,7 +505,7 @@ async function login(ev) {
     $("#login-card").hidden = true;
     await start();
   } else {
-    $("#login-msg").textContent = (r.data.errors || ["login failed"]).join("; ");
+    $("#login-msg").textContent = (r.data.errors || [t("login.failed")]).map(tServer).join("; ");
   }
 }
 
@@ -507,7 +533,11 @@ async function start() {
   if (window.onDashboardStart) window.onDashboardStart(); // history.js
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadLanguage();
+  setFormats();
+  applyI18n();
+  setupLanguageSwitch($("#lang"));
   $("#login-form").addEventListener("submit", login);
   $("#login-btn").addEventListener("click", () => {
     $("#login-card").hidden = false;
