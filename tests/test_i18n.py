@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vzdivert.config import TUNABLES
+from vzdivert.config import KEYS, TUNABLES
 from vzdivert.webui.payload import BADGES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +27,12 @@ def catalogue(lang: str) -> dict[str, str]:
 
 
 EN = catalogue("en")
+
+
+def listing(what: str, items: object) -> str:
+    """A failure message naming every offender, one a line (pytest would show only the
+    first few), so a merge that adds strings is fixed in one go."""
+    return f"{what}:\n  " + "\n  ".join(map(str, items))
 
 
 class I18nAttrs(HTMLParser):
@@ -86,7 +92,8 @@ class Untranslated(HTMLParser):
 def test_no_untranslated_text_in_the_page() -> None:
     parser = Untranslated()
     parser.feed((STATIC / "index.html").read_text(encoding="utf-8"))
-    assert parser.found == []
+    assert parser.found == [], listing(
+        'index.html: text without data-i18n="<key>" or translate="no"', parser.found)
 
 
 def test_the_page_check_finds_plain_text() -> None:
@@ -120,7 +127,7 @@ def test_no_literal_text_in_scripts() -> None:
     found = []
     for js in STATIC.glob("*.js"):
         found += [f"{js.name}: {m}" for m in literal_texts(js.read_text(encoding="utf-8"))]
-    assert found == []
+    assert found == [], listing("literal text set by script (use t(\"<key>\"))", found)
 
 
 def test_the_script_check_finds_literals() -> None:
@@ -168,28 +175,35 @@ def test_there_are_at_least_english_and_german() -> None:
 @pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if lang != "en"])
 def test_every_language_has_exactly_the_english_keys(lang: str) -> None:
     other = catalogue(lang)
-    assert sorted(set(EN) - set(other)) == [], f"missing in {lang}.json"
-    assert sorted(set(other) - set(EN)) == [], f"in {lang}.json but not in en.json"
+    missing = sorted(set(EN) - set(other))
+    assert missing == [], listing(f"missing in {lang}.json (key: English text)",
+                                  [f"{k}: {EN[k]}" for k in missing])
+    extra = sorted(set(other) - set(EN))
+    assert extra == [], listing(f"in {lang}.json but not in en.json", extra)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_translations_keep_the_placeholders(lang: str) -> None:
+    bad = []
     for key, text in catalogue(lang).items():
-        assert isinstance(text, str) and text.strip(), f"{lang}.json {key}: empty"
-        want = set(PLACEHOLDER.findall(EN[key]))
-        assert set(PLACEHOLDER.findall(text)) == want, f"{lang}.json {key}: placeholders"
+        if not (isinstance(text, str) and text.strip()):
+            bad.append(f"{key}: empty")
+        elif key in EN and set(PLACEHOLDER.findall(text)) != set(PLACEHOLDER.findall(EN[key])):
+            bad.append(f"{key}: {text!r} has not the placeholders of {EN[key]!r}")
+    assert bad == [], listing(f"{lang}.json", bad)
 
 
 def test_server_patterns_translate_to_themselves_in_english() -> None:
-    for key, text in EN.items():
-        if key.startswith("srv."):
-            assert text == key[4:], key
+    bad = [key for key, text in EN.items() if key.startswith("srv.") and text != key[4:]]
+    assert bad == [], listing("en.json srv.* entries whose text is not the key's text", bad)
 
 
 def test_every_key_the_page_uses_is_in_the_catalogue() -> None:
     used = html_keys() | script_keys()
     assert len(used) > 50  # the scanners found the page's keys at all
-    assert sorted(used - set(EN)) == []
+    missing = sorted(used - set(EN))
+    assert missing == [], listing("keys used in index.html or scripts but not in en.json",
+                                  missing)
 
 
 def test_every_catalogue_key_is_used() -> None:
@@ -198,32 +212,41 @@ def test_every_catalogue_key_is_used() -> None:
     dynamic |= {f"setting.{name}" for name in TUNABLES}
     dynamic |= {f"unit.{k.unit}" for k in TUNABLES.values()}
     unused = {k for k in EN if not k.startswith("srv.")} - html_keys() - script_keys() - dynamic
-    assert sorted(unused) == []
+    assert sorted(unused) == [], listing("catalogue keys nothing uses (remove them)",
+                                         sorted(unused))
 
 
 def test_dynamic_keys_exist() -> None:
-    assert sorted(f"badge.{b}" for b in BADGES if f"badge.{b}" not in EN) == []
+    want = {f"badge.{b}": f"badge {b}" for b in BADGES}
     for name, key in TUNABLES.items():
-        assert f"setting.{name}" in EN, f"label for live setting {name}"
-        assert f"section.{key.section}" in EN, f"name of section {key.section}"
+        want[f"setting.{name}"] = f"label of live setting {name}"
+        want[f"section.{key.section}"] = f"name of settings section [{key.section}]"
         if UNITS.sub("", key.unit).strip(" /"):  # a word, not a unit symbol
-            assert f"unit.{key.unit}" in EN, f"unit {key.unit!r} of {name}"
+            want[f"unit.{key.unit}"] = f"unit {key.unit!r} of {name}"
+    missing = sorted(f"{k}  ({why})" for k, why in want.items() if k not in EN)
+    assert missing == [], listing("keys missing in en.json (and every other catalogue)",
+                                  missing)
 
 
 def test_fixed_api_errors_have_entries() -> None:
     errors = fixed_api_errors()
     assert "login required" in errors  # the scanner works
-    assert sorted(e for e in errors if f"srv.{e}" not in EN) == []
+    missing = sorted(f"srv.{e}" for e in errors if f"srv.{e}" not in EN)
+    assert missing == [], listing("fixed fail() texts without an entry in en.json", missing)
 
 
 @pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if lang != "en"])
 def test_every_live_setting_has_help_in_the_language(lang: str) -> None:
     help_texts = json.loads((I18N / "help" / f"{lang}.json").read_text(encoding="utf-8"))
     paths = {k.path for k in TUNABLES.values()}
-    assert sorted(paths - set(help_texts)) == [], f"help/{lang}.json lacks these"
-    assert sorted(set(help_texts) - paths) == [], f"help/{lang}.json has stale keys"
-    for path, text in help_texts.items():
-        assert text.strip() and text != TUNABLES[path.split(".")[1]].help, path
+    missing = sorted(paths - set(help_texts))
+    assert missing == [], listing(f"help/{lang}.json lacks (section.key: English help)",
+                                  [f"{p}: {KEYS[p].help}" for p in missing])
+    stale = sorted(set(help_texts) - paths)
+    assert stale == [], listing(f"help/{lang}.json has keys that are no live setting", stale)
+    untranslated = [p for p, text in help_texts.items()
+                    if not text.strip() or text == KEYS[p].help]
+    assert untranslated == [], listing(f"help/{lang}.json: empty or still English", untranslated)
 
 
 def test_languages_offered_have_catalogues() -> None:

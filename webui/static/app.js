@@ -15,7 +15,7 @@ const el = (tag, attrs = {}, ...kids) => {
 };
 
 const session = { csrf: null, canEdit: false, canView: true, passwordSet: false, user: null };
-const SECTIONS = ["control", "load", "output", "watchdog"]; // display order; names: "section.*"
+const SECTIONS = ["control", "load", "output", "watchdog", "tariff"]; // display order; names: "section.*"
 
 /* ---------- formatting ---------- */
 /* in the page's language (i18n.js), set by start() once the catalogues are loaded */

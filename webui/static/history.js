@@ -1,20 +1,12 @@
 /* vzdivert history: day/week/month/year chart from the recorder, a calendar of daily
    energy bars, money saved, CSV downloads, and backup/restore of the live settings.
-   Uses api(), el(), $(), css(), fmtW(), fmtKWh() from app.js. Every visible string of this
-   file is in HISTORY_TEXT (one place to translate). */
+   Uses api(), el(), $(), css(), fmtW(), fmtKWh(), the formatters from app.js and t() from
+   i18n.js: texts are catalogue keys "history.*" / "backup.*", dates, day names and money
+   come from Intl in the page's language. */
 "use strict";
 
-const HISTORY_TEXT = {
-  day: "Day", week: "Week", month: "Month", year: "Year",
-  grid: "Grid", diverted: "Diverted", imported: "Imported", exported: "Exported",
-  topup: "Grid top-up", savedToday: "Saved today", savedMonth: "Saved this month",
-  savedYear: "Saved this year", noData: "No history recorded for this period yet.",
-  noTariff: "Set import_price and feed_in_price in the settings to see savings.",
-  csvDays: "CSV (days)", csvMinutes: "CSV (minutes)",
-  exportSettings: "Download settings", importSettings: "Upload settings",
-  imported_ok: "Settings restored from the file.", importBad: "Not restored:",
-  weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-};
+// a currency symbol as the settings hold it ("€") -> ISO code, so Intl can place and round it
+const CURRENCY_CODES = { "€": "EUR", "$": "USD", "£": "GBP" };
 
 const hist = { view: "day", end: null, chart: null, data: [[], [], []], step: 60 };
 
@@ -27,17 +19,25 @@ function histChart() {
   const box = $("#hchart");
   const axis = { stroke: css("--muted"), grid: { stroke: css("--line"), width: 1 }, ticks: { stroke: css("--line") } };
   const w = (u, v) => (v == null ? "–" : `${fmtW(v)} W`);
+  const dayFmt = dateTimeFormat({ day: "numeric", month: "short" });
+  const monthFmt = dateTimeFormat({ month: "short", year: "numeric" });
+  const tick = (v, incr) => {
+    const d = new Date(v * 1000);
+    if (incr >= 28 * 86400) return monthFmt.format(d);
+    if (incr >= 86400 || (d.getHours() === 0 && d.getMinutes() === 0)) return dayFmt.format(d);
+    return timeFmt.format(d);
+  };
   hist.chart = new uPlot({
     width: Math.max(280, box.clientWidth), height: 260,
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true }, W: { auto: true } },
     series: [
-      {},
-      { label: HISTORY_TEXT.grid, scale: "W", stroke: css("--c-grid"), width: 1.4, value: w },
-      { label: HISTORY_TEXT.diverted, scale: "W", stroke: css("--c-power"), width: 1.4,
+      { label: t("chart.time"), value: (u, v) => (v == null ? "–" : dateTimeFmt.format(new Date(v * 1000))) },
+      { label: t("chart.grid"), scale: "W", stroke: css("--c-grid"), width: 1.4, value: w },
+      { label: t("chart.diverted"), scale: "W", stroke: css("--c-power"), width: 1.4,
         fill: css("--c-power") + "26", value: w },
     ],
-    axes: [{ ...axis }, { ...axis, scale: "W", size: 64, values: (u, vals) => vals.map((v) => fmtW(v)) }],
+    axes: [{ ...axis, space: 60, values: (u, vals, ax, space, incr) => vals.map((v) => tick(v, incr)) }, { ...axis, scale: "W", size: 64, values: (u, vals) => vals.map((v) => fmtW(v)) }],
   }, hist.data, box);
   new ResizeObserver(() => {
     const width = Math.max(280, box.clientWidth);
@@ -57,8 +57,14 @@ async function loadSeries() {
   $("#hchart").dataset.points = String(d.ts.length);
 }
 
-const BARS = [["diverted_wh", "--c-power", "diverted"], ["import_wh", "--warn", "imported"],
-  ["export_wh", "--good", "exported"], ["topup_wh", "--bad", "topup"]];
+const BARS = [["diverted_wh", "--c-power", "history.diverted"], ["import_wh", "--warn", "history.imported"],
+  ["export_wh", "--good", "history.exported"], ["topup_wh", "--bad", "history.topup"]];
+
+// Monday first; 2024-01-01 was a Monday. Intl names them in the page's language.
+function weekdayNames() {
+  const fmt = dateTimeFormat({ weekday: "short" });
+  return Array.from({ length: 7 }, (_, i) => fmt.format(new Date(2024, 0, 1 + i)));
+}
 
 async function loadCalendar() {
   const end = new Date(`${hist.end}T12:00:00`);
@@ -68,35 +74,54 @@ async function loadCalendar() {
   if (!r.ok) return;
   const byDate = Object.fromEntries(r.data.rows.map((row) => [row.date, row]));
   const max = Math.max(1, ...r.data.rows.flatMap((row) => BARS.map(([k]) => row[k] || 0)));
-  const cells = HISTORY_TEXT.weekdays.map((d) => el("div", { class: "cal-head", text: d }));
+  const cells = weekdayNames().map((d) => el("div", { class: "cal-head", text: d, translate: "no" }));
   for (let i = 0; i < (first.getDay() + 6) % 7; i++) cells.push(el("div", { class: "cal-day empty" }));
   for (let day = 1; day <= last.getDate(); day++) {
     const date = isoDate(new Date(end.getFullYear(), end.getMonth(), day));
     const row = byDate[date];
     const bars = row ? BARS.map(([k, color, label]) => el("span", {
       class: "bar", "data-kind": k, style: `height:${(100 * (row[k] || 0)) / max}%;background:var(${color})`,
-      title: `${HISTORY_TEXT[label]}: ${fmtKWh(row[k])} kWh`,
+      title: `${t(label)}: ${fmtKWh(row[k])} kWh`,
     })) : [];
     cells.push(el("div", { class: `cal-day${row ? " has-data" : ""}`, "data-date": date },
       el("span", { class: "cal-num", text: String(day) }), el("div", { class: "bars" }, ...bars)));
   }
   $("#calendar").replaceChildren(...cells);
   $("#cal-legend").replaceChildren(...BARS.map(([, color, label]) => el("span", {},
-    el("i", { style: `background:var(${color})` }), HISTORY_TEXT[label])));
+    el("i", { style: `background:var(${color})` }), t(label))));
+}
+
+/* Money in the page's locale: the currency symbol placed and rounded by Intl when it is known
+   (an ISO code or a common symbol), else the symbol as configured after a 2-decimal number. */
+function moneyParts(amount, currency) {
+  const code = CURRENCY_CODES[currency] || (/^[A-Z]{3}$/.test(currency) ? currency : null);
+  if (code) {
+    try {
+      const parts = new Intl.NumberFormat(I18N.locale, { style: "currency", currency: code,
+        currencyDisplay: "narrowSymbol" }).formatToParts(amount);
+      const at = parts.findIndex((p) => p.type === "currency");
+      const number = parts.filter((p) => p.type !== "currency" && p.type !== "literal");
+      return { number: number.map((p) => p.value).join(""), symbol: parts[at].value,
+        symbolFirst: at < parts.findIndex((p) => p.type === "integer") };
+    } catch (e) { /* not a currency Intl knows: plain number below */ }
+  }
+  return { number: nf2.format(amount), symbol: currency, symbolFirst: false };
 }
 
 async function loadSavings() {
   const r = await api("GET", "/api/energy/summary");
   if (!r.ok) return;
   const d = r.data;
-  const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  for (const [key, label] of [["today", "savedToday"], ["month", "savedMonth"], ["year", "savedYear"]]) {
-    $(`#save-${key} label`).textContent = HISTORY_TEXT[label];
-    $(`#v-save-${key}`).textContent = money.format(d[key].savings);
-    $(`#save-${key} small`).textContent = d.currency;
-    $(`#save-${key} .sub`).textContent = `${fmtKWh(d[key].diverted_wh)} kWh ${HISTORY_TEXT.diverted.toLowerCase()}`;
+  for (const key of ["today", "month", "year"]) {
+    const m = moneyParts(d[key].savings, d.currency);
+    const value = $(`#v-save-${key}`);
+    const symbol = $(`#save-${key} small`);
+    value.textContent = m.number;
+    symbol.textContent = m.symbol;
+    if (m.symbolFirst) value.before(symbol); else value.after(symbol);
+    $(`#save-${key} .sub`).textContent = t("history.diverted_kwh", { kwh: fmtKWh(d[key].diverted_wh) });
   }
-  $("#savings-note").textContent = d.tariff_set ? "" : HISTORY_TEXT.noTariff;
+  $("#savings-note").textContent = d.tariff_set ? "" : t("history.no_tariff");
 }
 
 function updateCsvLinks() {
@@ -114,7 +139,6 @@ async function refreshHistory() {
 function setupHistory() {
   hist.end = isoDate(new Date());
   for (const b of document.querySelectorAll(".views button")) {
-    b.textContent = HISTORY_TEXT[b.dataset.view];
     b.addEventListener("click", () => {
       for (const o of document.querySelectorAll(".views button")) o.classList.toggle("on", o === b);
       hist.view = b.dataset.view;
@@ -125,9 +149,6 @@ function setupHistory() {
   pick.value = hist.end;
   pick.max = hist.end;
   pick.addEventListener("change", () => { if (pick.value) { hist.end = pick.value; refreshHistory(); } });
-  $("#csv-days").textContent = HISTORY_TEXT.csvDays;
-  $("#csv-minutes").textContent = HISTORY_TEXT.csvMinutes;
-  $("#hchart-empty").textContent = HISTORY_TEXT.noData;
   histChart();
   refreshHistory();
   setInterval(() => { if (hist.end === isoDate(new Date())) refreshHistory(); }, 60000);
@@ -135,10 +156,7 @@ function setupHistory() {
 
 /* ---------- settings backup and restore ---------- */
 function setupBackup() {
-  const down = $("#settings-export");
   const up = $("#settings-import");
-  down.textContent = HISTORY_TEXT.exportSettings;
-  $("#settings-import-label").textContent = HISTORY_TEXT.importSettings;
   up.addEventListener("change", async () => {
     const file = up.files[0];
     if (!file) return;
@@ -150,9 +168,9 @@ function setupBackup() {
       settingsDoc = r.data;
       settingsSeen = JSON.stringify(r.data.settings);
       fillForm(r.data, true);
-      showMsg(HISTORY_TEXT.imported_ok, "ok");
+      showMsg(t("backup.restored"), "ok");
     } else {
-      showMsg(`${HISTORY_TEXT.importBad} ${(r.data.errors || [r.status]).join("; ")}`, "bad");
+      showMsg(t("backup.not_restored", { why: (r.data.errors || [r.status]).map(tServer).join("; ") }), "bad");
     }
   });
 }
