@@ -4,6 +4,7 @@ database holds the last days: chart views, calendar bars, savings, backup upload
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 from test_webui_browser import browser, new_page, poll_js  # noqa: F401 (fixture)
+from test_webui_i18n_browser import assert_translated, german_page
 from webui_help import UISystem
 
 from vzdivert.history.store import DB_FILE, day_span, open_writer, write_minutes, zone
@@ -57,6 +59,9 @@ def test_history_views_render_with_data(browser: Browser, system: UISystem,  # n
     expect(page.locator(".cal-day.has-data")).to_have_count(len(days))
     expect(page.locator("#v-save-today")).not_to_have_text("–")
     assert float(page.locator("#v-save-month").inner_text().replace(",", ".")) > 0
+    # Intl in English: the symbol before the amount, weeks from Monday
+    expect(page.locator("#save-month > div")).to_have_text(re.compile(r"^€\s*\d+\.\d\d$"))
+    expect(page.locator(".cal-head").first).to_have_text("Mon")
     for view, least in (("week", 144 * 3), ("month", 24 * 3), ("year", 4)):
         before = page.locator("#hchart").get_attribute("data-points")
         page.locator(f'.views button[data-view="{view}"]').click()
@@ -93,4 +98,39 @@ def test_settings_download_and_upload(browser: Browser, system: UISystem,  # noq
     expect(page.locator("#settings-msg")).to_contain_text("restored")
     expect(page.locator("#f-target_w")).to_have_value("-33")
     assert system.saved_settings()["target_w"] == -33
+    page.context.close()
+
+
+def test_history_in_german(browser: Browser, system: UISystem,  # noqa: F811
+                           tmp_path: Path) -> None:
+    """With data on every part of the card (bars and their titles, legend, savings), every
+    string comes from the catalogue; money, days and numbers are German."""
+    page = german_page(browser, mark=True, timezone_id="UTC")
+    page.goto(system.base)
+    expect(page.locator(".cal-day.has-data").first).to_be_visible()
+    expect(page.locator("#v-save-month")).to_have_text(re.compile(r"^\d+,\d\d$"))
+    poll_js(page, "hist.chart.data[0].length > 0", "the day view's minutes")
+    page.locator("#hchart").hover()
+    assert_translated(page)
+    page.context.close()
+
+    page = german_page(browser, timezone_id="UTC")
+    page.goto(system.base)
+    expect(page.locator("#history-card h2")).to_have_text("Verlauf")
+    expect(page.locator('.views button[data-view="month"]')).to_have_text("Monat")
+    expect(page.locator("#save-month label")).to_have_text("Diesen Monat gespart")
+    expect(page.locator("#save-month > div")).to_have_text(re.compile(r"^\d+,\d\d\s*€$"))
+    expect(page.locator("#save-month .sub")).to_have_text(
+        re.compile(r"^\d+(,\d+)? kWh Überschuss genutzt$"))
+    expect(page.locator(".cal-head").first).to_have_text(re.compile(r"^Mo\.?$"))
+    bar = page.locator('.cal-day.has-data .bar[data-kind="import_wh"]').first
+    expect(bar).to_have_attribute("title", re.compile(r"^Netzbezug: \d+,\d\d kWh$"))
+    expect(page.locator("#cal-legend")).to_contain_text("Nachheizen aus dem Netz")
+    # a file that is no settings backup: the server's reason in German
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text("[1, 2]")
+    page.locator("#settings-import").set_input_files(str(wrong))
+    expect(page.locator("#settings-msg")).to_have_text(
+        "Nicht wiederhergestellt: file: erwartet ein JSON-Objekt (eine Datei aus dem Export"
+        " der Einstellungen)")
     page.context.close()

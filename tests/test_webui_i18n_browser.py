@@ -53,8 +53,9 @@ def marked(path: Path) -> str:
                        json.loads(path.read_text(encoding="utf-8")).items()})
 
 
-def german_page(browser: Browser, mark: bool = False) -> Page:  # noqa: F811
-    page = browser.new_context(locale="de-DE", timezone_id="Europe/Berlin").new_page()
+def german_page(browser: Browser, mark: bool = False,  # noqa: F811
+                timezone_id: str = "Europe/Berlin") -> Page:
+    page = browser.new_context(locale="de-DE", timezone_id=timezone_id).new_page()
     page.set_default_timeout(20_000)
     if mark:
         def serve(route: Route, path: Path) -> None:
@@ -82,6 +83,13 @@ def untranslated(page: Page) -> list[str]:
     return page.evaluate(UNTRANSLATED_JS)
 
 
+def assert_translated(page: Page) -> None:
+    """Every visible string marked, else a message listing each one (not just the first)."""
+    bad = list(dict.fromkeys(untranslated(page)))  # each once
+    assert bad == [], "visible text not from the German catalogue (add a key, use t()):\n  " + \
+        "\n  ".join(bad)
+
+
 def wait_filled(page: Page) -> None:
     expect(page.locator('[data-proc="rtworker"]')).to_be_visible()
     expect(page.locator("#v-grid")).to_have_text("-800")
@@ -96,19 +104,19 @@ def test_every_visible_string_is_translated(browser: Browser,  # noqa: F811
     page.goto(live_system.base)
     wait_filled(page)
     page.locator("#chart").hover()  # the legend shows the hovered values
-    assert untranslated(page) == []
+    assert_translated(page)
     # messages after actions: a refused value (the server's text), then a saved one
     page.locator("#f-target_w").fill("999999")
     page.locator("#save").click()
     expect(page.locator("#e-target_w")).to_contain_text(OPEN)
-    assert untranslated(page) == []
+    assert_translated(page)
     page.locator("#f-target_w").fill("-5")
     page.locator("#save").click()
     expect(page.locator("#settings-msg")).to_contain_text("Gespeichert")
     expect(page.locator("#changes tbody tr")).to_have_count(1)
     page.locator("#reset").click()  # armed: the button asks to confirm
     expect(page.locator("#reset")).to_contain_text(OPEN)
-    assert untranslated(page) == []
+    assert_translated(page)
     page.locator("#reset").click()
     expect(page.locator("#settings-msg")).to_contain_text("zurückgesetzt")
     page.context.close()
