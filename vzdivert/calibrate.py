@@ -41,6 +41,11 @@ class Calibration:
     _skip: int = 0
     done: bool = False
 
+    def settle(self) -> None:
+        """The output was just taken over (a controller may have had the load on): skip
+        the readings that still show it, as after every step."""
+        self._skip = self.settle_samples
+
     def feed(self, grid_w: float) -> None:
         """One meter reading; afterwards ``duty`` is what to hold next."""
         if grid_w > self.import_margin_w:
@@ -186,6 +191,7 @@ def _calibrate(ctx: Any, runtime_dir: Path, cfg: Any, say: Callable[..., None],
     try:
         _check(stop)
         worker.call("manual", duty=0.0, hold_s=hold_s)
+        cal.settle()
         while not cal.done:
             _check(stop)
             events = dict(poller.poll(int(cfg.watchdog.stale_after_s * 1000)))
