@@ -58,3 +58,13 @@ def test_aborts_when_house_changes_during_run() -> None:
     with pytest.raises(CalibrationAborted, match="changed"):
         for grid_w in (-600, -600):  # export at duty 0 is now 1400 W less than at the start
             cal.feed(grid_w)
+
+
+def test_settle_skips_the_readings_of_the_load_just_switched_off() -> None:
+    """Taken over from a controller that had the load on: the first readings still show it
+    and must not spoil the baseline."""
+    cal = Calibration()
+    cal.settle()
+    for grid_w in (-1400, -2500, -3200, -3195, -3205, -3200, -3198):
+        cal.feed(grid_w)
+    assert cal.baseline_w == pytest.approx(-3199.6) and cal.duty == cal.steps[0]

@@ -5,11 +5,16 @@ running system (the worker's `manual` hold, the supervisor's settings)."""
 
 from __future__ import annotations
 
+import functools
+import signal
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from vzdivert.stopsignals import StopSignals
 
 STEPS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -35,6 +40,11 @@ class Calibration:
     _samples: list[float] = field(default_factory=list)
     _skip: int = 0
     done: bool = False
+
+    def settle(self) -> None:
+        """The output was just taken over (a controller may have had the load on): skip
+        the readings that still show it, as after every step."""
+        self._skip = self.settle_samples
 
     def feed(self, grid_w: float) -> None:
         """One meter reading; afterwards ``duty`` is what to hold next."""
@@ -102,75 +112,126 @@ def _fmt(samples: list[float]) -> str:
     return ", ".join(f"{s:.0f}" for s in samples)
 
 
+class Interrupted(CalibrationAborted):
+    """Ctrl-C or SIGTERM before the result was decided."""
+
+
+def _check(stop: StopSignals) -> None:
+    signum = stop.received()
+    if signum is not None:
+        raise Interrupted("interrupted" if signum == signal.SIGINT
+                          else f"interrupted ({signal.Signals(signum).name})")
+
+
+def _why(exc: Exception) -> str:
+    """An abort's reason for people, from the error's data."""
+    from vzdivert import bus
+
+    if isinstance(exc, bus.CommandError):
+        if exc.code == bus.NO_ANSWER:
+            return f"the running system did not answer ({exc})"
+        if exc.problems:
+            return "refused: " + "; ".join(f"{k}: {p}" for k, p in exc.problems.items())
+    return str(exc)
+
+
 def run(cfg: Any, yes: bool, out: TextIO = sys.stdout) -> int:
-    """Drive a running system through a calibration; 0 on success, 1 on abort."""
+    """Drive a running system through a calibration; 0 on success, 1 on abort (and on a
+    Ctrl-C or SIGTERM at any moment before success is reported)."""
     import zmq
 
     from vzdivert import bus
 
+    say = functools.partial(print, file=out, flush=True)  # progress, also through a pipe
     runtime_dir = bus.find_runtime_dir(cfg.state.dir)
     if runtime_dir is None:
         print("vzdivert calibrate: no running system found (start `vzdivert run` first)",
               file=sys.stderr)
         return 1
-    print(f"Calibration steps the load from 0 to 100 % ({cfg.load.rating_w:.0f} W configured) "
-          "while measuring the meter.\nThe house must export steadily, more than the load "
-          "draws; it aborts (output 0) on import, stale data or Ctrl-C.", file=out)
+    say(f"Calibration steps the load from 0 to 100 % ({cfg.load.rating_w:.0f} W configured) "
+        "while measuring the meter.\nThe house must export steadily, more than the load "
+        "draws; it aborts (output 0) on import, stale data or Ctrl-C.")
     if not yes:
         if not sys.stdin.isatty():
             print("vzdivert calibrate: pass --yes to confirm without a terminal",
                   file=sys.stderr)
             return 1
-        if input("Switch the load on in steps now? [yes/no] ").strip().lower() != "yes":
-            print("Not calibrated.", file=out)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited ignored
+        try:
+            answer = input("Switch the load on in steps now? [yes/no] ")
+        except (KeyboardInterrupt, EOFError):
+            answer = ""
+        if answer.strip().lower() != "yes":
+            say("Not calibrated.")
             return 1
-    ctx = zmq.Context()
-    try:
-        return _calibrate(ctx, runtime_dir, cfg, out)
-    finally:
-        ctx.destroy(0)
+    with StopSignals() as stop:  # before the context: ZeroMQ's threads must block them
+        ctx = zmq.Context()
+        try:
+            return _calibrate(ctx, runtime_dir, cfg, say, stop)
+        finally:
+            ctx.destroy(0)
 
 
-def _calibrate(ctx: Any, runtime_dir: Path, cfg: Any, out: TextIO) -> int:
+def _calibrate(ctx: Any, runtime_dir: Path, cfg: Any, say: Callable[..., None],
+               stop: StopSignals) -> int:
+    """Measure with the stop signals let in; decide with them kept out, so one that
+    arrives while the result is saved is still seen before success is reported."""
+    import zmq
+
     from vzdivert import bus
 
     worker = bus.Requester(ctx, runtime_dir, "rtworker", timeout_s=2.0)
     readings = bus.subscribe(ctx, runtime_dir, "readings")
+    poller = zmq.Poller()
+    poller.register(readings, zmq.POLLIN)
+    poller.register(stop.fd, zmq.POLLIN)
     hold_s = min(60.0, cfg.watchdog.stale_after_s + 5)
     cal = Calibration()
+    stop.open()
     try:
+        _check(stop)
         worker.call("manual", duty=0.0, hold_s=hold_s)
+        cal.settle()
         while not cal.done:
-            if not readings.poll(int(cfg.watchdog.stale_after_s * 1000)):
+            _check(stop)
+            events = dict(poller.poll(int(cfg.watchdog.stale_after_s * 1000)))
+            _check(stop)
+            if readings not in events:
                 raise CalibrationAborted("no meter readings (stale data)")
             grid_w = bus.decode(readings.recv(), expect="reading")["grid_w"]
             cal.feed(grid_w)
-            print(f"  duty {cal.duty:4.0%}  grid {grid_w:8.0f} W", file=out)
+            say(f"  duty {cal.duty:4.0%}  grid {grid_w:8.0f} W")
             worker.call("manual", duty=cal.duty, hold_s=hold_s)
+        stop.close()
+        _check(stop)  # the last moment a stop signal undoes the calibration
         rating_w, points = cal.result()
-    except (CalibrationAborted, bus.CommandError, KeyboardInterrupt) as exc:
+        supervisor = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=5.0)
+        supervisor.call("set_settings", settings={"rating_w": rating_w, "curve": "table",
+                                                  "curve_points": points}, who="calibrate")
+    except Exception as exc:  # aborted, refused, or anything unforeseen: output 0
+        stop.close()
         _release(worker, 0.0)
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        print(f"Calibration aborted, output 0: {why}", file=out)
+        say(f"Calibration aborted, output 0: {_why(exc)}")
+        return 1
+    if stop.received() is not None:  # arrived while saving: saved, but not a success
+        _release(worker, 0.0)
+        say("Calibration interrupted, output 0: the measured curve and rating were saved "
+            "already (reset them in the web UI if unwanted).")
         return 1
     _release(worker, None)
-    supervisor = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=5.0)
-    supervisor.call("set_settings", settings={"rating_w": rating_w, "curve": "table",
-                                              "curve_points": points}, who="calibrate")
-    print(f"\nMeasured rating: {rating_w:.0f} W (configured {cfg.load.rating_w:.0f} W)\n"
-          "duty  power", file=out)
+    say(f"\nMeasured rating: {rating_w:.0f} W (configured {cfg.load.rating_w:.0f} W)\n"
+        "duty  power")
     for duty, fraction in points:
-        print(f"{duty:4.0%}  {fraction * rating_w:6.0f} W", file=out)
-    print('Saved: curve = "table" with these points, and the measured rating.', file=out)
+        say(f"{duty:4.0%}  {fraction * rating_w:6.0f} W")
+    say('Saved: curve = "table" with these points, and the measured rating.')
     return 0
 
 
 def _release(worker: Any, duty: float | None) -> None:
     """Output 0 (duty 0.0, held briefly) or hand back to the controller (None). On a fresh
-    socket: Ctrl-C may have cut the last request short, and REQ is lockstep."""
+    socket: the last request may have gone unanswered, and REQ is lockstep."""
     worker.close()
     try:
         worker.call("manual", duty=duty, hold_s=5.0)
     except Exception:  # the worker's own hold expires anyway
         pass
-

@@ -85,8 +85,8 @@ class Doctor:
         return Check("output", True, f"driver {out.driver}: no hardware")
 
     def pwm_chip(self) -> Path | None:
-        from vzdivert.rtworker.drivers import OutputError
-        from vzdivert.rtworker.drivers.sysfs import find_chip
+        from vzdivert.output import OutputError
+        from vzdivert.output.sysfs import find_chip
 
         try:
             return find_chip(self.host.path(self.cfg.output.sysfs_root),

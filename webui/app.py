@@ -30,7 +30,7 @@ def make_app(cfg: Config, feed: Feed, supervisor: SupervisorClient,
              clock: Callable[[], float] = time.time) -> Bottle:
     app = Bottle()
     guard = Guard(cfg, clock)
-    ui = UI(cfg, feed, supervisor, guard, clock)
+    ui = UI(cfg, feed, supervisor, guard)
 
     @app.hook("before_request")
     def _before() -> None:

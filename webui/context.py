@@ -5,7 +5,6 @@ supervisor command whose failure becomes an HTTP error)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,6 @@ class UI:
     feed: Feed
     supervisor: SupervisorClient
     guard: Guard
-    clock: Callable[[], float]
     start_settings: dict[str, Any] = field(init=False)
     silent_after_s: float = field(init=False)
 
