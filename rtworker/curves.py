@@ -47,6 +47,9 @@ class LinearCurve(Curve):
         return _clamp01(fraction)
 
 
+INVERSE_TOL = 1e-4  # of rating: an inverse off by more than this is refined
+
+
 class _TabulatedInverse(Curve):
     """Inverse by a table of the forward curve, with nodes uniform in duty (for flat parts)
     and in power (for steep parts, found by bisection): linear interpolation between
@@ -75,7 +78,16 @@ class _TabulatedInverse(Curve):
         i = bisect_left(powers, fraction)  # powers[i-1] < fraction <= powers[i]
         p0, p1 = powers[i - 1], powers[i]
         d0, d1 = self._duties[i - 1], self._duties[i]
-        return d0 + (d1 - d0) * (fraction - p0) / (p1 - p0)
+        d = d0 + (d1 - d0) * (fraction - p0) / (p1 - p0)
+        if abs(self.power_fraction(d) - fraction) <= INVERSE_TOL:
+            return d
+        for _ in range(30):  # a very steep, curved segment (a measured table): bisect it
+            d = 0.5 * (d0 + d1)
+            p = self.power_fraction(d)
+            if abs(p - fraction) <= INVERSE_TOL:
+                break
+            d0, d1 = (d, d1) if p < fraction else (d0, d)
+        return d
 
 
 class PfcCurve(_TabulatedInverse):

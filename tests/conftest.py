@@ -6,12 +6,18 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from influxhelp import start_influxd
 from syshelp import System, wait_for, worker_pids
 
 from vzdivert.testing.pigpiod_emulator import Event, PigpiodEmulator
 
 GPIO = 12
+
+# Properties are about results, not speed (benches measure that): a loaded 2-core CI machine
+# must not fail a property on hypothesis's 200 ms per-example deadline.
+settings.register_profile("vzdivert", deadline=None)
+settings.load_profile("vzdivert")
 
 
 class Recorder:
