@@ -24,7 +24,10 @@ ENDPOINTS: dict[str, tuple[int, str, str]] = {
     "state": (zmq.PUB, "rtworker", "state: controller state per sample, and a heartbeat"),
     "health": (zmq.PUB, "supervisor", "health: per-process state and current settings, 1 Hz"),
     "supervisor": (zmq.REP, "supervisor", "commands: status, get/set/reset settings"),
-    "rtworker": (zmq.REP, "rtworker", "commands: ping, status, apply_settings"),
+    "rtworker": (zmq.REP, "rtworker", "commands: ping, status, apply_settings, manual, "
+                 "hold, tank"),
+    "hotwater_state": (zmq.PUB, "hotwater", "hotwater: mode, tank temperature, guarantee, 1 Hz"),
+    "hotwater": (zmq.REP, "hotwater", "commands: status, boost, pause"),
 }
 
 # message type -> fields every message of that type carries (more may follow)
@@ -33,6 +36,7 @@ MESSAGES: dict[str, tuple[str, ...]] = {
     "ingest_stats": ("requests", "lines", "points", "rejects", "last_reading_age_s"),
     "state": ("ts", "seq", "grid_w", "target_w", "duty", "power_w", "energy_wh", "stale"),
     "health": ("ts", "processes", "settings"),
+    "hotwater": ("ts", "mode", "mode_until", "tank_c", "tank_age_s", "guarantee"),
     "request": ("cmd", "args"),
     "reply": ("ok",),  # plus "result" when ok, "error" (and maybe "errors") when not
 }
