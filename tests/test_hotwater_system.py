@@ -51,8 +51,8 @@ class Feeder:
 
 @pytest.fixture
 def broker(tmp_path: Path):
-    b = Broker(tmp_path).start()
-    yield b
+    b = Broker(tmp_path).start()  # as in test_mqtt (a fixture imported under pytest's
+    yield b                       # name would shadow every parameter called broker)
     b.stop()
     b.log.close()
 
