@@ -1,7 +1,7 @@
 """Hot-water benchmark: a seeded simulated year (or a seasonal sample of days) of PV,
 household load and hot-water draws, run minute by minute for three policies, all behind an
 ideal diverter (the control loop's own quality is bench/control.py's subject):
-  ours    the real planner (vzdivert.hotwater.planner) fed the tank sensor and the metered
+  ours    the real planner (vzdivert.guarantee) fed the tank sensor and the metered
           energy, tops up at full power at the latest start, the worker's max_c hold;
   timer   what users do today: a contactor runs the heater 02:00-05:00 every night;
   oracle  knows each day's PV: tops up exactly the shortfall, at the last moment.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vzdivert.hotwater.planner import Goal, Progress, plan  # noqa: E402
+from vzdivert.guarantee import Goal, Progress, plan  # noqa: E402
 from vzdivert.tanksim import Tank, TankSpec  # noqa: E402
 
 RATING_W = 2000.0

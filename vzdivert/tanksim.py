@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from vzdivert.hotwater.planner import WH_PER_L_K
+from vzdivert.guarantee import WH_PER_L_K
 
 
 @dataclass(frozen=True)

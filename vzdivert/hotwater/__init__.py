@@ -1,2 +1,3 @@
-"""Hot water: the tank sensor readers, the pure guarantee planner and the process that
-turns its decisions into self-expiring commands to the worker."""
+"""The hot-water process: boost and pause with their timeouts, the guarantee planner
+(``vzdivert.guarantee``) and the tank sensor, reaching the output only through
+self-expiring commands to the worker."""

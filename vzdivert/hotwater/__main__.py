@@ -7,13 +7,13 @@ import signal
 
 import zmq
 
-from vzdivert import child
+from vzdivert import process
 from vzdivert.hotwater.process import HotWater
 from vzdivert.hotwater.tankread import make_reader
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("hotwater", argv)
+    cfg, runtime_dir, log = process.start("hotwater", argv)
     ctx = zmq.Context()
     hw = HotWater(cfg, runtime_dir, ctx, make_reader(cfg))
 

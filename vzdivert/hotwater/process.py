@@ -18,7 +18,7 @@ import zmq
 
 from vzdivert import bus
 from vzdivert.config import Config, ConfigError
-from vzdivert.hotwater.planner import Goal, Plan, Progress, plan
+from vzdivert.guarantee import Goal, Plan, Progress, plan
 from vzdivert.hotwater.tankread import TankReader
 from vzdivert.persist import read_json, write_json
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from vzdivert.config import Config
-from vzdivert.hotwater.sensors import SensorError, parse_mqtt, parse_sensor, read_w1
+from vzdivert.tanksensor import SensorError, parse_mqtt, parse_sensor, read_w1
 
 log = logging.getLogger("vzdivert.hotwater")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from vzdivert.hotwater.sensors import SensorError, parse_mqtt, parse_sensor, read_w1
+from vzdivert.tanksensor import SensorError, parse_mqtt, parse_sensor, read_w1
 
 DEV = "28-0316a2799fff"
 GOOD = ("72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vzdivert.hotwater.planner import (
+from vzdivert.guarantee import (
     ALLOWANCE_K,
     WH_PER_L_K,
     Goal,
