@@ -7,6 +7,8 @@ the computed time and stops when it is met."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -128,23 +130,44 @@ def test_boost_runs_while_importing_and_ends_on_time_or_cancel(
         assert hotwater_call(system.tmp, "status")["mode"] == "auto"
 
 
-def test_pause_holds_zero_under_export(run_system, emulator, observer) -> None:
+def api_post(system: System, path: str, body: object) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", system.ui_port, timeout=5)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_pause_holds_zero_under_export_from_the_api(run_system, emulator) -> None:
     system = run_system()
-    bridge_online(observer)
     with Feeder(system, emulator, base_w=-1500.0):
         wait_for(lambda: duty(emulator) > 0.5, 15, what="diverting the export")
-        observer.publish("vzdivert/pause", "0.1")  # 6 s
+        status, state = api_post(system, "/api/pause", {"minutes": 0.1})  # 6 s
+        assert status == 200 and state["mode"] == "pause", state
+        assert state["mode_until"] == pytest.approx(time.time() + 6, abs=2)
         wait_for(lambda: duty(emulator) == 0.0, 10, what="paused")
         paused = time.monotonic()
-        assert system.state()["mode"] == "pause"
         wait_for(lambda: duty(emulator) > 0.5, 20, what="diverting again")
         assert time.monotonic() - paused >= 4.0
-        observer.publish("vzdivert/pause", "60")
+        wait_for(lambda: system.state()["mode"] == "auto", 5, what="the UI back in auto")
+        assert system.state()["mode_until"] is None
+
+        status, state = api_post(system, "/api/pause", {"minutes": 60})
+        assert status == 200 and state["mode"] == "pause"
         wait_for(lambda: duty(emulator) == 0.0, 10, what="paused again")
         time.sleep(3)  # a refresh or two later, still 0 under export
         assert duty(emulator) == 0.0
-        observer.publish("vzdivert/pause", "0")
+        status, state = api_post(system, "/api/pause", {"minutes": 0})
+        assert status == 200 and state["mode"] == "auto"
         wait_for(lambda: duty(emulator) > 0.5, 15, what="pause cancelled")
+
+        for body in ({"minutes": -1}, {"minutes": "ten"}, {}, {"minutes": 5, "power_w": 9}):
+            status, doc = api_post(system, "/api/pause", body)
+            assert status == 422 and doc["errors"], (body, doc)
+        status, doc = api_post(system, "/api/boost", {"minutes": 5, "power_w": 5000})
+        assert status == 422 and "power_w" in doc["errors"][0]
 
 
 def test_tank_above_max_c_on_mqtt_stops_the_load_and_hysteresis_resumes(

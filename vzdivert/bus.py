@@ -51,12 +51,16 @@ MESSAGES: dict[str, tuple[str, ...]] = {
     "ingest_stats": ("requests", "lines", "points", "rejects", "last_reading_age_s"),
     "state": ("ts", "seq", "grid_w", "target_w", "duty", "power_w", "energy_wh", "stale"),
     "health": ("ts", "processes", "settings"),
-    "hotwater": ("ts", "mode", "mode_until", "tank_c", "tank_age_s", "guarantee"),
+    "hotwater_state": ("ts", "mode", "mode_until", "tank_c", "tank_age_s", "guarantee"),
     "request": ("cmd", "args"),
     # plus "result" when ok; when not: "error" (a sentence), "code" (ERROR_CODES), "errors"
     # (one sentence per problem) and "problems" ({key: problem} when the code is invalid)
     "reply": ("ok",),
 }
+
+# the state's `mode`: what decides the load now (the worker's; the web UI may show a boost or
+# pause asked for and not yet applied)
+STATE_MODES = ("auto", "boost", "pause", "topup", "manual", "stale")
 
 # why a command failed: a value was wrong (see the problems), the peer said no, or nobody
 # answered in time

@@ -286,7 +286,7 @@ class Bridge:
                     self.state_mono = now
                 if self.hotwater_sub in events:
                     self.hotwater_state = bus.decode(self.hotwater_sub.recv(),
-                                                     expect="hotwater")
+                                                     expect="hotwater_state")
                 while not self.connected.empty():
                     self.connected.get_nowait()
                     self.available = None  # retained topics may be gone: send all again

@@ -121,7 +121,7 @@ class HotWater:
     def _set_mode(self, mode: str, until: float | None, power_w: float, why: str) -> None:
         log.info("%s", why)
         self.mode, self.mode_until, self.boost_w = mode, until, power_w
-        self.next_refresh = 0.0  # tell the worker now
+        self.next_refresh = self.next_publish = 0.0  # tell the worker and the UI now
         self.save()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class HotWater:
             self.refresh_worker(mono, tank_c, tank_at, tank_error)
         if mono >= self.next_publish:
             self.next_publish = mono + PUBLISH_S
-            self.pub.send(bus.encode("hotwater", **self.status()))
+            self.pub.send(bus.encode("hotwater_state", **self.status()))
         if mono >= self.next_save:
             self.next_save = mono + SAVE_EVERY_S
             self.save()

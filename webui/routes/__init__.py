@@ -4,6 +4,6 @@ it in GROUPS. Routes stay thin: rules live in the guard, documents in webui.payl
 
 from __future__ import annotations
 
-from vzdivert.webui.routes import live, pages, prometheus, session, settings
+from vzdivert.webui.routes import hotwater, live, pages, prometheus, session, settings
 
-GROUPS = (pages, session, live, settings, prometheus)
+GROUPS = (pages, session, live, settings, hotwater, prometheus)

@@ -18,6 +18,7 @@ const session = { csrf: null, canEdit: false, canView: true, passwordSet: false,
 const BADGES = {
   exporting: "Exporting", importing: "Importing", stale: "Stale data",
   saturated: "Load saturated", full_output: "Full output", output_off: "Output off", manual: "Manual output",
+  boost: "Boost", pause: "Paused", topup: "Guarantee top-up", tank_hold: "Heating held",
   error: "Output error",
 };
 const SECTIONS = { control: "Control", load: "Load", output: "Output", watchdog: "Watchdog" };
@@ -91,8 +92,10 @@ function renderState(s) {
   const badges = $("#badges");
   badges.replaceChildren(...s.badges.map((b) => el("span", {
     class: `badge ${b}`, "data-badge": b, text: BADGES[b] || b,
-    title: b === "stale" ? s.stale_reason : b === "error" ? s.error : undefined,
+    title: b === "stale" ? s.stale_reason : b === "error" ? s.error
+      : b === "tank_hold" ? s.hold_reason : undefined,
   })));
+  renderHotWater(s);
   renderProcesses(s.processes || {}, s.loop);
   renderIngest(s.ingest || {}, s);
   // changed elsewhere (another browser, the API, MQTT): show it, unless the user is typing
@@ -100,6 +103,35 @@ function renderState(s) {
   if (settingsSeen && s.settings && JSON.stringify(s.settings) !== settingsSeen && !editing) {
     refreshSettings();
   }
+}
+
+const fmtTime = (epoch) => (epoch ? new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "–");
+
+function renderHotWater(s) {
+  const g = s.guarantee;
+  const mode = s.mode || "auto";
+  const facts = [
+    ["Mode", mode + (s.mode_until ? ` until ${fmtTime(s.mode_until)}` : "")],
+    ["Tank", s.tank_c === null || s.tank_c === undefined ? (s.tank_error || "no sensor")
+      : `${nf1.format(s.tank_c)} °C` + (s.tank_age_s != null ? ` (${fmtAge(s.tank_age_s)})` : "")],
+  ];
+  if (s.hold_reason) facts.push(["Heating held", s.hold_reason]);
+  if (g) {
+    facts.push(["Guarantee", g.deadline ? `by ${fmtTime(g.deadline)}: ${g.reason}` : g.reason]);
+  }
+  $("#hotwater").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  const held = mode === "boost" || mode === "pause";
+  $("#auto-btn").hidden = !held || !session.canEdit;
+  for (const b of ["#boost-btn", "#pause-btn"]) $(b).disabled = !session.canEdit;
+  $("#auto-btn").dataset.cmd = mode;
+}
+
+async function hotWater(cmd, minutes) {
+  const r = await api("POST", `/api/${cmd}`, { minutes });
+  const m = $("#hotwater-msg");
+  m.textContent = r.ok ? "" : (r.data.errors || [`failed (${r.status})`]).join("; ");
+  m.className = `msg ${r.ok ? "" : "bad"}`;
+  if (r.ok) renderState(r.data);
 }
 
 function renderProcesses(procs, loop) {
@@ -513,5 +545,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#logout-btn").addEventListener("click", logout);
   $("#settings").addEventListener("submit", saveSettings);
   $("#reset").addEventListener("click", resetSettings);
+  for (const b of ["#boost-btn", "#pause-btn"]) {
+    $(b).addEventListener("click", (e) => hotWater(e.target.dataset.cmd, Number(e.target.dataset.minutes)));
+  }
+  $("#auto-btn").addEventListener("click", (e) => hotWater(e.target.dataset.cmd, 0));
   start();
 });
