@@ -66,7 +66,7 @@ class HotWater:
             self.poller.register(sock, zmq.POLLIN)
         self.handlers = {"status": self.status, "boost": self.boost, "pause": self.pause}
         self.path = Path(cfg.state.dir) / STATE_FILE
-        saved = read_json(self.path, {}) or {}
+        saved = self.saved = read_json(self.path, {}) or {}
         self.mode: str = saved.get("mode", "auto")
         self.mode_until: float | None = saved.get("mode_until")
         self.boost_w: float = saved.get("boost_w", 0.0)
@@ -218,8 +218,14 @@ class HotWater:
         }
 
     def save(self) -> None:
+        """Persist the mode and the planner's progress when they changed (an SD card is
+        not written every minute for nothing)."""
+        doc = {"mode": self.mode, "mode_until": self.mode_until, "boost_w": self.boost_w,
+               "progress": asdict(self.progress)}
+        if doc == self.saved:
+            return
         try:
-            write_json(self.path, {"mode": self.mode, "mode_until": self.mode_until,
-                                   "boost_w": self.boost_w, "progress": asdict(self.progress)})
+            write_json(self.path, doc)
+            self.saved = doc
         except OSError as exc:
             log.error("cannot save %s: %s", self.path, exc)
