@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vzdivert.tanksim import Tank, TankSpec
+from vzdivert.tanksensor import parse_w1_slave
+from vzdivert.tanksim import Tank, TankSpec, w1_slave_text
 
 
 def test_heating_a_tank_takes_its_heat_capacity():
@@ -45,3 +46,8 @@ def test_sensor_reads_in_sixteenths():
     tank = Tank(TankSpec(start_c=48.0))
     assert abs(tank.sensor_c() - 48.0) < 0.3
     assert (tank.sensor_c() * 16) == int(tank.sensor_c() * 16)
+
+
+@pytest.mark.parametrize("temp_c", [23.125, 59.9375, -1.5, 0.0])
+def test_the_demo_writes_what_a_ds18b20_shows(temp_c):
+    assert parse_w1_slave(w1_slave_text(temp_c)) == pytest.approx(temp_c, abs=0.001)

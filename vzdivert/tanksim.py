@@ -26,6 +26,21 @@ class TankSpec:
     sensor_step_c: float = 0.0625      # DS18B20 12-bit resolution
 
 
+# the demo's tank: small, so heating and the max_c hold show within minutes; a 15 L draw at
+# the start of every hour
+DEMO_TANK = TankSpec(volume_l=50.0, start_c=50.0,
+                     draws=tuple((float(h), 10.0, 15.0) for h in range(24)), draw_spread=0.0)
+DEMO_W1_DEVICE = "28-00000000d3e0"
+
+
+def w1_slave_text(temp_c: float) -> str:
+    """What the kernel's w1_slave file shows for a DS18B20 reading (CRC checked: YES)."""
+    milli = round(temp_c * 16) * 1000 // 16
+    raw = round(temp_c * 16) & 0xFFFF
+    regs = f"{raw & 0xFF:02x} {raw >> 8:02x} 4b 46 7f ff 0c 10 1c"
+    return f"{regs} : crc=1c YES\n{regs} t={milli}\n"
+
+
 class Tank:
     """``step(dt_s, heater_w, hour)`` runs the tank for dt_s with the heater offered
     heater_w and returns the power the heater really drew (0 while its thermostat is open)."""
