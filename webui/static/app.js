@@ -174,7 +174,7 @@ function renderIngest(ing, s) {
 let chart = null;
 let minutes = 15;
 let lastId = -1;
-const data = [[], [], [], [], []]; // ts, grid_w, power_w, target_w, duty %
+const data = [[], [], [], [], [], []]; // ts, grid_w, power_w, target_w, duty %, tank °C
 
 function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
@@ -184,7 +184,7 @@ function makeChart() {
   const opts = {
     width: Math.max(280, box.clientWidth), height: box.clientWidth < 500 ? 240 : 300,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, W: { auto: true }, pct: { range: [0, 100] } },
+    scales: { x: { time: true }, W: { auto: true }, pct: { range: [0, 100] }, C: { range: [0, 100] } },
     legend: { live: true },
     series: [
       {},
@@ -195,6 +195,8 @@ function makeChart() {
         value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
       { label: "Duty", scale: "pct", stroke: css("--c-duty"), width: 1.2,
         value: (u, v) => v == null ? "–" : `${nf1.format(v)} %` },
+      { label: "Tank", scale: "C", stroke: css("--c-tank"), width: 1.4,
+        value: (u, v) => v == null ? "–" : `${nf1.format(v)} °C` },
     ],
     axes: [
       { ...axis },
@@ -229,6 +231,7 @@ async function loadHistory() {
   data[2] = h.power_w.slice();
   data[3] = h.target_w.slice();
   data[4] = h.duty.map((d) => (d === null ? null : d * 100));
+  data[5] = (h.tank_c || []).slice();
   lastId = Math.max(lastId, h.last_id);
   chart.setData(data);
   if (!hovering) showNewest();
@@ -241,6 +244,7 @@ function appendSample(s) {
   if (s.ts <= last) return;
   data[0].push(s.ts); data[1].push(s.grid_w); data[2].push(s.power_w);
   data[3].push(s.target_w); data[4].push(s.duty === null ? null : s.duty * 100);
+  data[5].push(s.tank_c ?? null);
   const cutoff = s.ts - minutes * 60;
   let drop = 0;
   while (drop < data[0].length && data[0][drop] < cutoff) drop++;
