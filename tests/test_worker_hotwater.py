@@ -144,3 +144,25 @@ def test_tank_limit_without_sensor_and_with_errors() -> None:
     assert "CRC" in lim.held(1.0)
     lim.reading(40.0, 30.0, "", 10.0)  # measured 30 s ago
     assert lim.held(39.0) == "" and "no tank temperature for 61 s" in lim.held(41.0)
+
+
+def test_a_thermostat_that_opens_during_a_top_up_is_seen_and_not_counted() -> None:
+    """At full power the controller keeps testing whether the load draws: a meter that does
+    not move with the load (thermostat open) makes it `saturated`, and the energy counter
+    stops (the planner reads that as: tank full, guarantee met)."""
+    rig = Rig()
+    rig.mode("topup", hold_s=60.0)
+    assert importing(rig, 5) == pytest.approx(1.0)
+    assert not rig.core.controller.saturated and rig.core.power_w() == 2000.0
+    for _ in range(200):  # the thermostat opened: the grid no longer shows the load
+        rig.core.hot_water("topup", 0.0, 60.0, rig.t)
+        rig.reading(500.0)
+        if rig.core.controller.saturated:
+            break
+    assert rig.core.controller.saturated and rig.core.power_w() == 0.0
+    assert rig.core.mode() == "topup"
+    before = rig.core.energy.wh
+    for _ in range(5):
+        rig.core.hot_water("topup", 0.0, 60.0, rig.t)
+        rig.reading(500.0)
+    assert rig.core.energy.wh == before
