@@ -47,6 +47,14 @@ def test_bad_settings_name_their_field(settings: dict, field: str) -> None:
     assert any(e.startswith(f"{field}:") for e in info.value.errors), info.value.errors
 
 
+def test_goals_above_max_c_could_never_be_met() -> None:
+    cfg = validate({"tank": {"sensor": "mqtt:t", "max_c": 60}})
+    with pytest.raises(ConfigError) as info:
+        cfg.with_settings({"guarantee_legionella_c": 65})
+    assert info.value.errors[0].startswith("guarantee_legionella_c: must be below")
+    assert cfg.with_settings({"guarantee_legionella_c": 65, "tank_max_c": 70}).tank.max_c == 70
+
+
 def test_bad_sensor_spec_is_refused_naming_the_key() -> None:
     with pytest.raises(ConfigError, match="tank.sensor"):
         validate({"tank": {"sensor": "onewire:28-1"}})

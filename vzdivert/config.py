@@ -495,6 +495,10 @@ def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
         for path in ("guarantee.min_c", "guarantee.legionella_c"):
             if values[path] > 0:
                 problems[path] = "needs a tank temperature (set tank.sensor)"
+    for path in ("guarantee.min_c", "guarantee.legionella_c"):
+        if values[path] > 0 and path not in problems and values[path] >= values["tank.max_c"]:
+            problems[path] = (f"must be below tank.max_c ({values['tank.max_c']:g}): no "
+                              f"heating happens at or above it")
     return problems
 
 

@@ -160,10 +160,12 @@ class HotWater:
             self._set_mode("auto", None, 0.0, f"{self.mode} ended (time up)")
         if self.mode == "boost" and fresh_c is not None and fresh_c >= self.cfg.tank.max_c:
             self._set_mode("auto", None, 0.0, f"boost ended: tank at {fresh_c:.1f} °C")
-        if mono >= self.next_plan:
+        ws = self.worker_state
+        if mono >= self.next_plan and ws.get("energy_wh") is not None:
+            # only with the worker's energy counter: a 0 before its first state would count
+            # its whole total as delivered since the deadline
             self.next_plan = mono + PLAN_EVERY_S
-            ws = self.worker_state
-            energy = ws.get("energy_wh") or 0.0
+            energy = ws["energy_wh"]
             opened = bool(ws.get("saturated")) and ws.get("mode") in ("topup", "boost") \
                 and not ws.get("stale", True)
             self.plan = plan(now, self.tz, goal_from_config(self.cfg), self.progress,
