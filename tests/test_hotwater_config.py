@@ -97,3 +97,11 @@ def test_metrics_show_the_tank_and_the_mode() -> None:
     assert "vzdivert_tank_temperature_age_seconds 4.0" in body
     assert 'vzdivert_mode{mode="boost"} 1.0' in body and 'vzdivert_mode{mode="auto"} 0.0' in body
     assert "vzdivert_tank_hold 0.0" in body
+
+
+def test_a_mode_change_is_published_at_once() -> None:
+    t = mqtt.Throttle(60.0)
+    state = {"stale": False, "saturated": False, "mode": "auto", "hold_reason": ""}
+    assert t.due(state, 0.0) and not t.due(state, 1.0)
+    assert t.due({**state, "mode": "boost"}, 2.0)
+    assert t.due({**state, "mode": "boost", "hold_reason": "tank at 61 °C"}, 3.0)

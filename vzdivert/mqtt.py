@@ -180,16 +180,17 @@ def parse_command(topic: str, payload: bytes, prefix: str) -> dict[str, Any]:
 
 
 class Throttle:
-    """Publish the state at most every ``interval_s``, but at once when stale or saturated
-    change (the flags people alert on should not wait)."""
+    """Publish the state at most every ``interval_s``, but at once when stale, saturated,
+    the mode or the tank hold change (the flags people alert on should not wait)."""
 
     def __init__(self, interval_s: float):
         self.interval_s = interval_s
         self.next_due = 0.0
-        self.flags: tuple[Any, Any] | None = None
+        self.flags: tuple[Any, ...] | None = None
 
     def due(self, state: dict[str, Any], now: float) -> bool:
-        flags = (state.get("stale"), state.get("saturated"))
+        flags = (state.get("stale"), state.get("saturated"), state.get("mode"),
+                 bool(state.get("hold_reason")))
         if now >= self.next_due or flags != self.flags:
             self.next_due, self.flags = now + self.interval_s, flags
             return True
