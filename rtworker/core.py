@@ -6,8 +6,9 @@ write). Every zeroing goes through ``safe_off(reason)``, the one way to the safe
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from vzdivert.output import PWM_NAME
@@ -15,11 +16,18 @@ from vzdivert.rtworker.controller import Controller, params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
 from vzdivert.rtworker.stats import LoopStats
+from vzdivert.rtworker.tank import TankLimit, limits_from_config
 
 log = logging.getLogger("vzdivert.rtworker")
 
 MANUAL = "manual"
 MANUAL_MAX_S = 60.0
+# hot-water modes, sent by the hot-water process and refreshed by it (self-expiring)
+PAUSE, BOOST, TOPUP, TANK = "pause", "boost", "topup", "tank"
+HOT_WATER_MODES = ("auto", PAUSE, BOOST, TOPUP)
+MODE_MAX_S = 60.0
+FULL_POWER_TARGET_W = 1e6  # boost/top-up at full power: the controller is told import is
+# welcome, so it commands 100 % and keeps probing whether the load still draws (thermostat)
 
 
 class Refused(ValueError):
@@ -78,6 +86,10 @@ class WorkerCore:
         self.error = ""
         self.output_fault = False
         self.readback_mismatches = 0
+        self.tank = TankLimit(limits_from_config(cfg))
+        self.held = ""  # why the tank limit holds the load off ("" = it does not)
+        self.full_kind = ""  # BOOST or TOPUP while the controller runs at full power ...
+        self.full_until = 0.0  # ... until this (monotonic), unless refreshed
 
     @property
     def duty(self) -> float:
@@ -110,6 +122,7 @@ class WorkerCore:
         self.account(now)
         self.stale, self.stale_reason = True, reason
         self.holds.end_on_stale()
+        self._full_power("", 0.0)
         return self.safe_off(reason, now)
 
     # -- inputs --------------------------------------------------------------------------
@@ -130,8 +143,12 @@ class WorkerCore:
             self.controller.reset()
             self.stale, self.stale_reason = False, ""
         self.last_ts, self.last_reading_mono, self.grid_w = ts, now, grid_w
-        if self._expire(now):
+        ended, lifted = self._expire(now), self._tank_hold(now)
+        if ended or lifted:
             self.controller.reset()
+        if self.full_kind and now >= self.full_until:
+            log.info("%s expired: control resumes", self.full_kind)
+            self._full_power("", 0.0)
         hold = self.holds.active(PWM_NAME)
         if hold is None:
             self.fraction = self.controller.step(grid_w, dt_s)
@@ -180,6 +197,59 @@ class WorkerCore:
         self.levels[PWM_NAME] = duty
         self.fraction = self.curve.power_fraction(duty)
         return self._write_plan()
+
+    # -- hot water -----------------------------------------------------------------------
+    def hot_water(self, mode: str, power_w: float, hold_s: float, now: float) -> None:
+        """The hot-water process's mode for the next ``hold_s`` (it refreshes it): pause
+        (0), boost at power_w (0 = full power through the controller) or a guarantee
+        top-up (full power). Every one ends by itself; stale data and the tank limit beat
+        them all; the next reading applies it."""
+        if mode not in HOT_WATER_MODES:
+            raise Refused(f"hold: mode must be one of {', '.join(HOT_WATER_MODES)}")
+        if not 0.0 <= power_w <= 1e6 or not 0.0 < hold_s <= MODE_MAX_S:
+            raise Refused(f"hold: power_w must be >= 0 and hold_s 0..{MODE_MAX_S:g}")
+        until = now + hold_s
+        rating = self.cfg.load.rating_w
+        full = mode == TOPUP or (mode == BOOST and (power_w <= 0 or power_w >= rating))
+        for kind in (PAUSE, BOOST):
+            if (kind != mode or full) and self.holds.clear(PWM_NAME, kind) is not None:
+                self.controller.reset()  # it did not run while the hold fixed the level
+        if mode == PAUSE:
+            self.holds.put(PWM_NAME, Hold(PAUSE, 0.0, until, "paused"))
+        elif mode == BOOST and not full:
+            duty = self.curve.duty(power_w / rating)
+            self.holds.put(PWM_NAME, Hold(BOOST, duty, until, f"boost at {power_w:.0f} W"))
+        self._full_power(mode if full else "", until)
+
+    def _full_power(self, kind: str, until: float) -> None:
+        """Run the controller with a target that welcomes import (full power), or back to
+        the configured target: a change of target, not a reset, so no bump."""
+        if bool(kind) != bool(self.full_kind):
+            params = params_from_config(self.cfg)
+            if kind:
+                params = replace(params, target_w=FULL_POWER_TARGET_W)
+            self.controller.update_params(params)
+        self.full_kind, self.full_until = kind, until
+
+    def tank_reading(self, tank_c: float | None, age_s: float, error: str, now: float) -> None:
+        try:
+            self.tank.reading(tank_c, age_s, error, now)
+        except ValueError as exc:
+            raise Refused(str(exc)) from exc
+
+    def _tank_hold(self, now: float) -> bool:
+        """Put or lift the tank's off-hold; True when it was lifted (control restarts)."""
+        held = self.tank.held(now)
+        if held and held != self.held:
+            if not self.held:
+                log.warning("heating held: %s", held)
+            self.holds.put(PWM_NAME, Hold(TANK, 0.0, math.inf, held, ends_on_stale=False))
+        lifted = bool(self.held) and not held
+        if lifted:
+            log.info("heating resumes: tank limit lifted")
+            self.holds.clear(PWM_NAME, TANK)
+        self.held = held
+        return lifted
 
     def _expire(self, now: float) -> str:
         """End holds whose time is up; returns their kinds ("" if none ended)."""
@@ -246,12 +316,20 @@ class WorkerCore:
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
         self.cfg, self.curve = cfg, curve
-        self.controller.update_params(params_from_config(cfg))
+        params = params_from_config(cfg)
+        if self.full_kind:
+            params = replace(params, target_w=FULL_POWER_TARGET_W)
+        self.controller.update_params(params)
+        self.tank.limits = limits_from_config(cfg)
 
     def mode(self) -> str:
+        """stale, manual (calibration), pause, boost, topup (the guarantee) or auto."""
         if self.stale:
             return "stale"
-        return "manual" if self.holds.get(PWM_NAME, MANUAL) is not None else "auto"
+        for kind in (MANUAL, PAUSE, BOOST):
+            if self.holds.get(PWM_NAME, kind) is not None:
+                return kind
+        return self.full_kind or "auto"
 
     def state(self, now: float) -> dict[str, Any]:
         return {
@@ -261,4 +339,6 @@ class WorkerCore:
             "saturated": self.controller.saturated, "error": self.error,
             "readback_mismatches": self.readback_mismatches,
             "reading_age_s": now - self.last_reading_mono,
+            "hold_reason": self.held, "tank_c": self.tank.tank_c,
+            "tank_age_s": self.tank.age_s(now),
         }

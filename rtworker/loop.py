@@ -38,7 +38,8 @@ class Worker:
         self.poller.register(self.readings, zmq.POLLIN)
         self.poller.register(self.commands, zmq.POLLIN)
         self.handlers = {"ping": lambda: "pong", "status": self.status,
-                         "apply_settings": self.apply_settings, "manual": self.manual}
+                         "apply_settings": self.apply_settings, "manual": self.manual,
+                         "hold": self.hold, "tank": self.tank}
         self.running = True
         self.seq = 0
         self.last_publish = 0.0
@@ -143,6 +144,24 @@ class Worker:
             self.apply(plan)
             self.publish()
         return self.state()
+
+    def hold(self, mode: str, power_w: float = 0.0, hold_s: float = 10.0) -> dict[str, Any]:
+        """The hot-water process's mode (pause, boost, topup, auto) for ``hold_s``; it
+        refreshes it, so a dead planner leaves the worker in auto. See WorkerCore.hot_water."""
+        try:
+            self.core.hot_water(mode, power_w, hold_s, time.monotonic())
+        except Refused as exc:
+            raise bus.CommandError(str(exc)) from exc
+        return {"mode": self.core.mode()}
+
+    def tank(self, tank_c: float | None, age_s: float = 0.0, error: str = "") -> dict[str, Any]:
+        """The newest tank temperature (measured ``age_s`` ago), or None with the sensor's
+        error; without a fresh one the tank limit holds the load off."""
+        try:
+            self.core.tank_reading(tank_c, age_s, error, time.monotonic())
+        except Refused as exc:
+            raise bus.CommandError(str(exc)) from exc
+        return {"hold_reason": self.core.tank.held(time.monotonic())}
 
     def apply_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         try:

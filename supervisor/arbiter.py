@@ -28,19 +28,21 @@ log = logging.getLogger("vzdivert.supervisor")
 TICK_S = 0.1
 HEALTH_EVERY_S = 1.0
 START_GRACE_S = 15.0  # a first heartbeat may take this long (imports on a Pi 3)
-HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats"}  # child -> stream it beats on
+HEARTBEATS = {"rtworker": "state", "ingest": "ingest_stats",  # child -> stream it beats on
+              "hotwater": "hotwater_state"}
 ESSENTIAL = ("rtworker", "ingest", "webui")  # systemd's watchdog is fed only while these run
 INGEST_HANG_S = 5.0  # the ingest publishes its stats every second
 WEBUI_HANG_S = 10.0  # the web UI says `alive` every second
 RECORDER_HANG_S = 60.0  # says `alive` every second, but a prune on a slow SD card may take long
+HOTWATER_HANG_S = 10.0  # the hot-water process publishes every second
 # silence after which a child counts as hung (rtworker: `[supervisor] hang_after_s`)
 HANG_LIMITS_S = {"rtworker": 0.0, "ingest": INGEST_HANG_S, "webui": WEBUI_HANG_S,
-                 "recorder": RECORDER_HANG_S}
+                 "recorder": RECORDER_HANG_S, "hotwater": HOTWATER_HANG_S}
 # the worker itself runs SCHED_FIFO
-NICE = {"ingest": -5, "webui": 10, "mqtt": 10, "recorder": 10}
+NICE = {"ingest": -5, "webui": 10, "mqtt": 10, "recorder": 10, "hotwater": 10}
 # kept off the worker's CPU when it is pinned (the supervisor too: a hammered UI asks it
 # for settings)
-SIDE_PROCESSES = ("supervisor", "webui", "mqtt", "house", "recorder")
+SIDE_PROCESSES = ("supervisor", "webui", "mqtt", "house", "recorder", "hotwater")
 
 
 def child_fifo(name: str, worker_cpu: int, worker_priority: int) -> int:
@@ -78,7 +80,7 @@ class Arbiter:
         args = ["--config", str(config_path), "--runtime-dir", str(runtime_dir)]
         optional = (("mqtt",) if base_cfg.mqtt.enabled else ()) + (
             ("recorder",) if base_cfg.history.enabled else ())
-        names = ("rtworker", "ingest", "webui", *optional, *extra_children)
+        names = ("rtworker", "ingest", "webui", "hotwater", *optional, *extra_children)
         modules = {"house": "vzdivert.demo_meter", "mqtt": "vzdivert.mqtt"}
         rt = base_cfg.rtworker
         self.children = {n: Child(n, modules.get(n, f"vzdivert.{n}"), args, NICE.get(n, 0),

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from vzdivert.supervisor.service import run
+from vzdivert.tanksim import DEMO_TANK, DEMO_W1_DEVICE
 
 
 def free_port() -> int:
@@ -36,6 +37,12 @@ lock_memory = false
 
 [webui]
 listen = "127.0.0.1:{ui_port}"
+
+[tank]              # the simulated house's tank, read like a DS18B20 on a 1-Wire bus
+sensor = "w1:{DEMO_W1_DEVICE}"
+w1_root = "{state_dir / 'w1'}"
+read_every_s = 5
+volume_l = {DEMO_TANK.volume_l:g}
 
 [state]
 dir = "{state_dir}"

@@ -110,7 +110,12 @@ def test_every_command_is_listed_in_endpoints(ctx: zmq.Context, tmp_path: Path) 
 
     cfg = configmod.validate({"output": {"driver": "sim"}, "state": {"dir": str(tmp_path)}})
     worker = Worker(cfg, tmp_path, Idle(), ctx)
-    served = {"supervisor": set(HANDLERS), "rtworker": set(worker.handlers)}
+    from vzdivert.hotwater.process import HotWater
+    from vzdivert.hotwater.tankread import TankReader
+
+    hotwater = HotWater(cfg, tmp_path, ctx, TankReader())
+    served = {"supervisor": set(HANDLERS), "rtworker": set(worker.handlers),
+              "hotwater": set(hotwater.handlers)}
     listed = {name: set(e.commands) for name, e in bus.ENDPOINTS.items() if e.kind == zmq.REP}
     assert listed == served
     assert all(not e.commands for e in bus.ENDPOINTS.values() if e.kind != zmq.REP)

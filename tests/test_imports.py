@@ -13,7 +13,7 @@ FOLDERS = {"vzdivert": "vzdivert", "supervisor": "vzdivert.supervisor",
            "webui": "vzdivert.webui", "recorder": "vzdivert.recorder"}
 PROCESS_PACKAGES = ("vzdivert.supervisor", "vzdivert.rtworker", "vzdivert.ingest",
                     "vzdivert.webui", "vzdivert.mqtt", "vzdivert.demo_meter",
-                    "vzdivert.recorder")
+                    "vzdivert.recorder", "vzdivert.hotwater")
 CLI = ("vzdivert.cli", "vzdivert.calibrate", "vzdivert.__main__", "vzdivert.setup",
        "vzdivert.doctor")
 PENDING: set[tuple[str, str]] = set()  # process package -> another's module it may use

@@ -235,3 +235,31 @@ def test_page_works_at_phone_width(browser: Browser, open_ui: UISystem) -> None:
                          "Math.round(e.getBoundingClientRect().top))")
     assert tops[0] == tops[1] != tops[2]
     page.context.close()
+
+
+def test_boost_and_pause_are_one_click(browser: Browser,
+                                       running_system: tuple[UISystem, Poster]) -> None:
+    """The Hot water card: Boost 30 min shows boost with its end time and a way back;
+    Pause 60 min likewise; the chart range buttons are not theirs."""
+    system, _ = running_system
+    page = new_page(browser)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(system.base)
+    expect(page.locator("#conn")).to_have_text("live")
+    facts = page.locator("#hotwater")
+    expect(facts).to_contain_text("auto")
+    expect(page.locator("#auto-btn")).to_be_hidden()
+    page.click("#boost-btn")
+    expect(facts).to_contain_text("boost until")
+    expect(page.locator('[data-badge="boost"]')).to_be_visible()
+    assert requests.get(f"{system.base}/api/state", timeout=5).json()["mode"] == "boost"
+    page.click("#auto-btn")
+    expect(facts).to_contain_text("auto")
+    page.click("#pause-btn")
+    expect(facts).to_contain_text("pause until")
+    expect(page.locator('[data-badge="pause"]')).to_be_visible()
+    page.click("#auto-btn")
+    expect(page.locator("#auto-btn")).to_be_hidden()
+    assert page.evaluate("minutes") == 15  # the chart's range did not move
+    assert not errors, errors

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from vzdivert.webui.history import History, Ring, columns
+from vzdivert.webui.history import COLUMNS, History, Ring, columns
 from vzdivert.webui.payload import badges, state_payload
 
 
@@ -17,17 +17,17 @@ def state(ts: float, grid_w: float | None = -100.0, power_w: float = 50.0, duty:
 
 def test_ring_averages_each_bucket_and_closes_on_the_next() -> None:
     r = Ring(1.0, 10)
-    assert r.add(100.1, (1.0, 2.0, 3.0, 4.0)) is None
-    assert r.add(100.9, (3.0, math.nan, 5.0, 4.0)) is None
-    closed = r.add(101.2, (9.0, 9.0, 9.0, 9.0))
-    assert closed == (100.0, (2.0, 2.0, 4.0, 4.0))  # NaN (unknown) is left out of the mean
-    assert r.rows() == [(0, 100.0, 2.0, 2.0, 4.0, 4.0)]
+    assert r.add(100.1, (1.0, 2.0, 3.0, 4.0, 50.0)) is None
+    assert r.add(100.9, (3.0, math.nan, 5.0, 4.0, 51.0)) is None
+    closed = r.add(101.2, (9.0, 9.0, 9.0, 9.0, 9.0))
+    assert closed == (100.0, (2.0, 2.0, 4.0, 4.0, 50.5))  # NaN (unknown) is left out
+    assert r.rows() == [(0, 100.0, 2.0, 2.0, 4.0, 4.0, 50.5)]
 
 
 def test_ring_wraps_and_keeps_the_newest() -> None:
     r = Ring(1.0, 5)
     for t in range(20):
-        r.add(float(t), (float(t),) * 4)
+        r.add(float(t), (float(t),) * len(COLUMNS))
     rows = r.rows()
     assert [row[1] for row in rows] == [14.0, 15.0, 16.0, 17.0, 18.0]  # 19 still open
     assert [row[0] for row in rows] == [14, 15, 16, 17, 18]
@@ -38,18 +38,19 @@ def test_ring_wraps_and_keeps_the_newest() -> None:
 def test_clock_set_back_clears_the_ring() -> None:
     r = Ring(1.0, 5)
     for t in (100.0, 101.0, 102.0):
-        r.add(t, (1.0,) * 4)
-    r.add(50.0, (1.0,) * 4)
+        r.add(t, (1.0,) * len(COLUMNS))
+    r.add(50.0, (1.0,) * len(COLUMNS))
     assert r.rows() == []
 
 
 def test_columns_break_lines_at_gaps_and_null_unknowns() -> None:
-    rows = [(0, 10.0, 1.0, 2.0, 0.123456, 0.0), (1, 11.0, math.nan, 2.0, 0.5, 0.0),
-            (2, 20.0, 3.0, 2.0, 0.5, 0.0)]
+    rows = [(0, 10.0, 1.0, 2.0, 0.123456, 0.0, math.nan), (1, 11.0, math.nan, 2.0, 0.5, 0.0, 55.0),
+            (2, 20.0, 3.0, 2.0, 0.5, 0.0, 55.06)]
     c = columns(rows, 1.0)
     assert c["ts"] == [10.0, 11.0, 12.0, 20.0]
     assert c["grid_w"] == [1.0, None, None, 3.0]
     assert c["duty"][0] == 0.1235
+    assert c["tank_c"] == [None, 55.0, None, 55.1]  # the tank temperature, when known
 
 
 def test_history_fine_for_an_hour_coarse_for_a_day() -> None:

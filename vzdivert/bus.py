@@ -36,9 +36,13 @@ ENDPOINTS: dict[str, Endpoint] = {
                            "alive is the web UI's and the recorder's heartbeat",
                            ("status", "get_settings", "set_settings", "reset_settings",
                             "import_settings", "alive")),
-    "rtworker": Endpoint(zmq.REP, "rtworker", "commands: the worker's status, settings and "
-                         "the manual hold (calibration)",
-                         ("ping", "status", "apply_settings", "manual")),
+    "rtworker": Endpoint(zmq.REP, "rtworker", "commands: the worker's status, settings, "
+                         "the manual hold (calibration) and the hot-water holds",
+                         ("ping", "status", "apply_settings", "manual", "hold", "tank")),
+    "hotwater_state": Endpoint(zmq.PUB, "hotwater",
+                               "hotwater: mode, tank temperature, guarantee, 1 Hz"),
+    "hotwater": Endpoint(zmq.REP, "hotwater", "commands: boost and pause with a timeout, "
+                         "the hot-water status", ("status", "boost", "pause")),
 }
 
 # message type -> fields every message of that type carries (more may follow)
@@ -47,11 +51,16 @@ MESSAGES: dict[str, tuple[str, ...]] = {
     "ingest_stats": ("requests", "lines", "points", "rejects", "last_reading_age_s"),
     "state": ("ts", "seq", "grid_w", "target_w", "duty", "power_w", "energy_wh", "stale"),
     "health": ("ts", "processes", "settings"),
+    "hotwater_state": ("ts", "mode", "mode_until", "tank_c", "tank_age_s", "guarantee"),
     "request": ("cmd", "args"),
     # plus "result" when ok; when not: "error" (a sentence), "code" (ERROR_CODES), "errors"
     # (one sentence per problem) and "problems" ({key: problem} when the code is invalid)
     "reply": ("ok",),
 }
+
+# the state's `mode`: what decides the load now (the worker's; the web UI may show a boost or
+# pause asked for and not yet applied)
+STATE_MODES = ("auto", "boost", "pause", "topup", "manual", "stale")
 
 # why a command failed: a value was wrong (see the problems), the peer said no, or nobody
 # answered in time

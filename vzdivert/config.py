@@ -45,6 +45,7 @@ class Key:
     unit: str = ""
     tunable: bool = False  # may be changed live (web UI, API, MQTT) and is persisted
     check: Callable[[Any], str | None] | None = None  # extra rule: returns an error or None
+    setting: str = ""  # the live setting's name when not the key's own (`guarantee_by`)
 
     @property
     def path(self) -> str:
@@ -185,6 +186,35 @@ def _timezone_check(value: str) -> str | None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         return f"unknown time zone {value!r} (expected e.g. 'Europe/Berlin')"
+    return None
+
+
+def _sensor_check(value: str) -> str | None:
+    from vzdivert.tanksensor import parse_sensor
+    try:
+        parse_sensor(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _hhmm_check(value: str) -> str | None:
+    from vzdivert.guarantee import parse_hhmm
+    try:
+        value and parse_hhmm(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _windows_check(value: list) -> str | None:
+    from vzdivert.guarantee import parse_window
+    for item in value:
+        try:
+            parse_window(item if isinstance(item, str) else "")
+        except ValueError as exc:
+            return f"{exc} (entry {item!r})" if isinstance(item, str) else \
+                f"expected strings like \"22:00-06:00\", got {item!r}"
     return None
 
 
@@ -342,6 +372,51 @@ SCHEMA: tuple[Key, ...] = (
         min=0.5, max=3600, unit="s"),
     Key("mqtt", "commands", bool, True,
         "Accept settings changes on <prefix>/set/<setting> (validated like the web UI's)."),
+    # -- hot water (issue: hot water you can count on) ---------------------------------------
+    Key("tank", "sensor", str, "",
+        "Tank temperature sensor: \"\" none, \"w1:28-0316a2799fff\" (DS18B20 on the 1-Wire "
+        "bus) or \"mqtt:<topic>\" on the [mqtt] broker (see json_path).", check=_sensor_check),
+    Key("tank", "json_path", str, "",
+        "For mqtt JSON payloads: dotted path to the value, e.g. \"DS18B20.Temperature\"; "
+        "empty: the payload is a plain number."),
+    Key("tank", "max_c", float, 60.0,
+        "No heating at or above this tank temperature, in every mode (boost and guarantee "
+        "included) ...", min=20, max=95, unit="°C", tunable=True, setting="tank_max_c"),
+    Key("tank", "hysteresis_c", float, 3.0,
+        "... until it falls below max_c - hysteresis_c.", min=0.5, max=30, unit="K",
+        tunable=True, setting="tank_hysteresis_c"),
+    Key("tank", "sensor_timeout_s", float, 120.0,
+        "No temperature for this long (sensor lost): stop heating the load and say why.",
+        min=5, max=3600, unit="s"),
+    Key("tank", "read_every_s", float, 15.0,
+        "How often the 1-Wire sensor is read (a conversion takes ~750 ms).",
+        min=1, max=600, unit="s"),
+    Key("tank", "w1_root", str, "/sys/bus/w1/devices", "The kernel's 1-Wire device directory."),
+    Key("tank", "volume_l", float, 150.0,
+        "Tank volume: what heating it to guarantee.min_c takes (1.163 Wh per litre and K).",
+        min=5, max=5000, unit="L"),
+    Key("tank", "loss_w", float, 50.0,
+        "The tank's standing loss near guarantee.min_c (datasheet kWh/24 h x 42); the planner "
+        "adds it until the deadline.", min=0, max=2000, unit="W"),
+    Key("guarantee", "by", str, "",
+        "Daily deadline, \"HH:MM\" local time; \"\" = no guarantee.", tunable=True,
+        setting="guarantee_by", check=_hhmm_check),
+    Key("guarantee", "min_energy_wh", float, 0.0,
+        "Energy the load must have taken since the previous deadline (surplus counts; only "
+        "what the load really drew).", min=0, max=1_000_000, unit="Wh", tunable=True,
+        setting="guarantee_min_energy_wh"),
+    Key("guarantee", "min_c", float, 0.0,
+        "And/or the tank at this temperature at the deadline (needs tank.sensor); 0 = unused.",
+        min=0, max=90, unit="°C", tunable=True, setting="guarantee_min_c"),
+    Key("guarantee", "windows", list, [],
+        "Top up only inside these local-time windows, e.g. [\"22:00-06:00\"] (off-peak); "
+        "empty: any time.", tunable=True, setting="guarantee_windows", check=_windows_check),
+    Key("guarantee", "legionella_c", float, 0.0,
+        "Anti-legionella: reach this at least every legionella_days, topped up the same way "
+        "(needs tank.sensor); 0 = off.", min=0, max=90, unit="°C", tunable=True,
+        setting="guarantee_legionella_c"),
+    Key("guarantee", "legionella_days", int, 7, "See legionella_c.", min=1, max=60,
+        unit="days", tunable=True, setting="guarantee_legionella_days"),
     Key("state", "dir", str, "/var/lib/vzdivert",
         "Where settings and energy counters are persisted (must be writable)."),
     # -- history and tariff (issue 14) --
@@ -367,7 +442,7 @@ SCHEMA: tuple[Key, ...] = (
 )
 
 KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}
-TUNABLES: dict[str, Key] = {k.name: k for k in SCHEMA if k.tunable}
+TUNABLES: dict[str, Key] = {k.setting or k.name: k for k in SCHEMA if k.tunable}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(k.section for k in SCHEMA))
 assert len(TUNABLES) == sum(k.tunable for k in SCHEMA), "tunable names must be unique"
 
@@ -447,6 +522,14 @@ def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
         problems["webui.password"] = (f"required when webui.listen is not loopback "
                                       f"(listen is {values['webui.listen']!r})")
+    if not values["tank.sensor"]:
+        for path in ("guarantee.min_c", "guarantee.legionella_c"):
+            if values[path] > 0:
+                problems[path] = "needs a tank temperature (set tank.sensor)"
+    for path in ("guarantee.min_c", "guarantee.legionella_c"):
+        if values[path] > 0 and path not in problems and values[path] >= values["tank.max_c"]:
+            problems[path] = (f"must be below tank.max_c ({values['tank.max_c']:g}): no "
+                              f"heating happens at or above it")
     return problems
 
 

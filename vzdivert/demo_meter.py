@@ -6,12 +6,15 @@ type, one line per reading, ms time)."""
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import time
+from pathlib import Path
 
 from vzdivert import process
 from vzdivert.output.sim import read_sim_duty
 from vzdivert.plant import House
+from vzdivert.tanksim import DEMO_TANK, Tank, w1_slave_text
 
 INTERVAL_S = 1.0
 
@@ -34,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host.strip("[]")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
     running = True
+    tank, w1_file = None, None
+    if cfg.tank.sensor.startswith("w1:"):  # the demo: the tank, read as a DS18B20
+        tank = Tank(DEMO_TANK, seed=1)
+        w1_file = Path(cfg.tank.w1_root) / cfg.tank.sensor[3:] / "w1_slave"
+        w1_file.parent.mkdir(parents=True, exist_ok=True)
 
     def stop(signum: int, frame: object) -> None:
         nonlocal running
@@ -46,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     while running:
         grid_w = house.step(read_sim_duty(runtime_dir / "sim-output"))
+        if tank is not None:
+            now = time.localtime()
+            tank.step(INTERVAL_S, house.heater_w, now.tm_yday, now.tm_hour + now.tm_min / 60)
+            tmp = w1_file.with_suffix(".tmp")  # a reader never sees half a file
+            tmp.write_text(w1_slave_text(tank.sensor_c()))
+            os.replace(tmp, w1_file)
         ts_ms = int(time.time() * 1000)
         line = f"{cfg.ingest.measurement} {cfg.ingest.field}={grid_w:.6f} {ts_ms}\n"
         try:

@@ -25,7 +25,10 @@ ONLINE, OFFLINE = "online", "offline"
 
 # state fields published to <prefix>/state (JSON) and each to <prefix>/<field>
 STATE_FIELDS = ("grid_w", "power_w", "target_w", "duty_pct", "energy_wh", "energy_today_wh",
-                "stale", "stale_reason", "saturated", "error")
+                "stale", "stale_reason", "saturated", "error", "mode", "mode_until", "tank_c",
+                "hold_reason")
+HOTWATER_FIELDS = ("mode_until", "tank_c", "tank_error")  # from the hot-water process
+BOOST_MINUTES, PAUSE_MINUTES = 30, 60  # what the Home Assistant buttons and switches ask for
 
 # object id -> (component, name, state field, extra discovery keys)
 ENTITIES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
@@ -47,13 +50,32 @@ ENTITIES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "stale": ("binary_sensor", "Meter data stale", "stale", {"device_class": "problem"}),
     "saturated": ("binary_sensor", "Load saturated", "saturated",
                   {"icon": "mdi:water-boiler-alert"}),
+    "tank_temperature": ("sensor", "Tank temperature", "tank_c",
+                         {"device_class": "temperature", "unit_of_measurement": "°C",
+                          "state_class": "measurement"}),
+    "mode": ("sensor", "Mode", "mode", {"icon": "mdi:water-boiler"}),
+    "hold_reason": ("sensor", "Heating held", "hold_reason",
+                    {"icon": "mdi:thermometer-alert", "entity_category": "diagnostic"}),
+}
+
+# object id -> (component, name, command, extra discovery keys): boost and pause controls
+CONTROLS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "boost": ("switch", "Boost", "boost",
+              {"payload_on": str(BOOST_MINUTES), "payload_off": "0", "icon": "mdi:fire"}),
+    "pause": ("switch", "Pause", "pause",
+              {"payload_on": str(PAUSE_MINUTES), "payload_off": "0", "icon": "mdi:pause"}),
+    "boost_30": ("button", f"Boost {BOOST_MINUTES} min", "boost",
+                 {"payload_press": str(BOOST_MINUTES), "icon": "mdi:fire"}),
+    "pause_60": ("button", f"Pause {PAUSE_MINUTES} min", "pause",
+                 {"payload_press": str(PAUSE_MINUTES), "icon": "mdi:pause"}),
 }
 
 
 def topics(prefix: str) -> dict[str, str]:
     return {"state": f"{prefix}/state", "availability": f"{prefix}/availability",
             "settings": f"{prefix}/settings", "set": f"{prefix}/set",
-            "result": f"{prefix}/set/result"}
+            "result": f"{prefix}/set/result", "boost": f"{prefix}/boost",
+            "pause": f"{prefix}/pause"}
 
 
 def node_id(prefix: str) -> str:
@@ -116,7 +138,27 @@ def discovery_configs(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
             else:
                 continue
             out.append((f"{m.discovery_prefix}/{component}/{node}/set_{name}/config", payload))
+        for object_id, (component, name, command, extra) in CONTROLS.items():
+            payload = {"name": name, "unique_id": f"{node}_{object_id}",
+                       "command_topic": t[command], **common, **extra}
+            if component == "switch":
+                payload.update(state_topic=t["state"], state_on="ON", state_off="OFF",
+                               value_template=f"{{{{ 'ON' if value_json.mode == '{command}' "
+                                              f"else 'OFF' }}}}")
+            out.append((f"{m.discovery_prefix}/{component}/{node}/{object_id}/config", payload))
     return out
+
+
+def parse_hotwater(payload: bytes) -> dict[str, Any]:
+    """`<prefix>/boost` or `/pause`: minutes (`30`, 0 cancels), or JSON {"minutes": 30,
+    "power_w": 1000} (boost). Raises ValueError."""
+    text = payload.decode("utf-8", errors="strict").strip()
+    value = json.loads(text)
+    if isinstance(value, dict):
+        if not set(value) <= {"minutes", "power_w"} or "minutes" not in value:
+            raise ValueError('expected minutes, or {"minutes": M, "power_w": W}')
+        return value
+    return {"minutes": value}
 
 
 def parse_command(topic: str, payload: bytes, prefix: str) -> dict[str, Any]:
@@ -138,16 +180,17 @@ def parse_command(topic: str, payload: bytes, prefix: str) -> dict[str, Any]:
 
 
 class Throttle:
-    """Publish the state at most every ``interval_s``, but at once when stale or saturated
-    change (the flags people alert on should not wait)."""
+    """Publish the state at most every ``interval_s``, but at once when stale, saturated,
+    the mode or the tank hold change (the flags people alert on should not wait)."""
 
     def __init__(self, interval_s: float):
         self.interval_s = interval_s
         self.next_due = 0.0
-        self.flags: tuple[Any, Any] | None = None
+        self.flags: tuple[Any, ...] | None = None
 
     def due(self, state: dict[str, Any], now: float) -> bool:
-        flags = (state.get("stale"), state.get("saturated"))
+        flags = (state.get("stale"), state.get("saturated"), state.get("mode"),
+                 bool(state.get("hold_reason")))
         if now >= self.next_due or flags != self.flags:
             self.next_due, self.flags = now + self.interval_s, flags
             return True
@@ -164,9 +207,13 @@ class Bridge:
         self.state_sub = bus.subscribe(ctx, runtime_dir, "state", conflate=True)
         self.health_sub = bus.subscribe(ctx, runtime_dir, "health", conflate=True)
         self.supervisor = bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=5.0)
+        self.hotwater_sub = bus.subscribe(ctx, runtime_dir, "hotwater_state", conflate=True)
+        self.hotwater = bus.Requester(ctx, runtime_dir, "hotwater", timeout_s=5.0)
+        self.hotwater_state: dict[str, Any] = {}
         self.poller = zmq.Poller()
         self.poller.register(self.state_sub, zmq.POLLIN)
         self.poller.register(self.health_sub, zmq.POLLIN)
+        self.poller.register(self.hotwater_sub, zmq.POLLIN)
         self.throttle = Throttle(self.m.publish_interval_s)
         self.commands: queue.Queue[paho.MQTTMessage] = queue.Queue(maxsize=100)
         self.connected: queue.Queue[bool] = queue.Queue()  # paho thread -> loop: republish
@@ -202,7 +249,8 @@ class Bridge:
         for topic, payload in discovery_configs(self.cfg):
             client.publish(topic, json.dumps(payload), qos=1, retain=True)
         if self.m.commands:
-            client.subscribe([(self.t["set"], 1), (self.t["set"] + "/+", 1)])
+            client.subscribe([(self.t["set"], 1), (self.t["set"] + "/+", 1),
+                              (self.t["boost"], 1), (self.t["pause"], 1)])
         self.connected.put(True)
 
     def on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
@@ -237,6 +285,9 @@ class Bridge:
                 if self.state_sub in events:
                     self.state = bus.decode(self.state_sub.recv(), expect="state")
                     self.state_mono = now
+                if self.hotwater_sub in events:
+                    self.hotwater_state = bus.decode(self.hotwater_sub.recv(),
+                                                     expect="hotwater_state")
                 while not self.connected.empty():
                     self.connected.get_nowait()
                     self.available = None  # retained topics may be gone: send all again
@@ -253,6 +304,7 @@ class Bridge:
             self.client.disconnect()
             self.client.loop_stop()
             self.supervisor.close()
+            self.hotwater.close()
 
     def publish(self, topic: str, payload: str, retain: bool = False) -> None:
         if self.client.is_connected():
@@ -267,7 +319,8 @@ class Bridge:
             self.log.info("availability: %s", available)
 
     def publish_state(self) -> None:
-        payload = state_payload(self.state)
+        payload = state_payload({**self.state, **{k: self.hotwater_state.get(k)
+                                                  for k in HOTWATER_FIELDS}})
         self.publish(self.t["state"], json.dumps(payload), retain=True)
         prefix = self.m.topic_prefix
         for key in STATE_FIELDS:
@@ -284,6 +337,9 @@ class Bridge:
             self.publish(self.t["settings"], json.dumps(self.settings), retain=True)
 
     def on_command(self, msg: paho.MQTTMessage) -> None:
+        if msg.topic in (self.t["boost"], self.t["pause"]):
+            self.on_hotwater(msg)
+            return
         try:
             settings = parse_command(msg.topic, msg.payload, self.m.topic_prefix)
         except ValueError as exc:  # includes bad UTF-8 and bad JSON
@@ -301,6 +357,22 @@ class Bridge:
         self.publish_settings()
         self.answer({"ok": True, "request": settings, "errors": [],
                      "applied": result.get("applied"), "settings": result["settings"]})
+
+    def on_hotwater(self, msg: paho.MQTTMessage) -> None:
+        cmd = msg.topic.rpartition("/")[2]
+        try:
+            args = parse_hotwater(msg.payload)
+            result = self.hotwater.call(cmd, **args)
+        except (ValueError, bus.CommandError) as exc:
+            errors = exc.errors if isinstance(exc, bus.CommandError) else [str(exc)]
+            self.log.warning("MQTT %s refused: %s", cmd, "; ".join(errors))
+            self.answer({"ok": False, "request": {cmd: msg.payload.decode(errors="replace")},
+                         "errors": errors})
+            return
+        self.hotwater_state = {**self.hotwater_state, **result}
+        self.state = {**self.state, "mode": result["effective_mode"]}
+        self.throttle.force()
+        self.answer({"ok": True, "request": {cmd: args}, "errors": [], "hotwater": result})
 
     def answer(self, body: dict[str, Any]) -> None:
         self.publish(self.t["result"], json.dumps(body))

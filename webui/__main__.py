@@ -1,5 +1,6 @@
 """The web UI process: Bottle app under waitress (threads), fed by one bus-subscriber thread;
-it only listens to the streams and sends commands to the supervisor, never to the worker."""
+it only listens to the streams and sends commands to the supervisor and the hot-water
+process (boost, pause), never to the worker."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = zmq.Context()
     feed = Feed(ctx, runtime_dir).start()
     supervisor = SupervisorClient(bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=3.0))
-    app = make_app(cfg, feed, supervisor)
+    hotwater = SupervisorClient(bus.Requester(ctx, runtime_dir, "hotwater", timeout_s=3.0))
+    app = make_app(cfg, feed, supervisor, hotwater=hotwater)
     host, _, port = cfg.webui.listen.rpartition(":")
     server = waitress.create_server(app, host=host.strip("[]"), port=int(port),
                                     threads=cfg.webui.threads, channel_timeout=60,
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     process.serve_until_stopped(server, stopping)
     feed.stop()
     supervisor.requester.close()
+    hotwater.requester.close()
     ctx.destroy(0)
     log.info("stopped")
     return 0

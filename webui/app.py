@@ -27,10 +27,11 @@ SECURITY_HEADERS = {
 
 
 def make_app(cfg: Config, feed: Feed, supervisor: SupervisorClient,
-             clock: Callable[[], float] = time.time) -> Bottle:
+             clock: Callable[[], float] = time.time,
+             hotwater: SupervisorClient | None = None) -> Bottle:
     app = Bottle()
     guard = Guard(cfg, clock)
-    ui = UI(cfg, feed, supervisor, guard)
+    ui = UI(cfg, feed, supervisor, guard, hotwater)
 
     @app.hook("before_request")
     def _before() -> None:

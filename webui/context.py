@@ -13,7 +13,7 @@ from vzdivert.config import Config
 from vzdivert.webui.feed import Feed
 from vzdivert.webui.guard import Guard
 from vzdivert.webui.jsonhttp import fail
-from vzdivert.webui.payload import state_payload
+from vzdivert.webui.payload import hot_water_fields, state_payload
 
 
 class SupervisorClient:
@@ -35,6 +35,7 @@ class UI:
     feed: Feed
     supervisor: SupervisorClient
     guard: Guard
+    hotwater: SupervisorClient | None = None  # the hot-water process's commands (same lock)
     start_settings: dict[str, Any] = field(init=False)
     silent_after_s: float = field(init=False)
 
@@ -44,9 +45,23 @@ class UI:
 
     def current_state(self) -> dict[str, Any]:
         feed = self.feed
-        ages = {name: feed.age_s(name) for name in ("state", "health", "ingest_stats")}
-        return state_payload(feed.state, feed.health, feed.ingest_stats, ages,
-                             self.silent_after_s, self.start_settings)
+        ages = {name: feed.age_s(name) for name in ("state", "health", "ingest_stats",
+                                                    "hotwater_state")}
+        out = state_payload(feed.state, feed.health, feed.ingest_stats, ages,
+                            self.silent_after_s, self.start_settings)
+        return hot_water_fields(out, feed.hotwater_state, ages["hotwater_state"],
+                                self.silent_after_s)
+
+    def call_hotwater(self, cmd: str, **args: Any) -> dict[str, Any]:
+        """A hot-water command (boost, pause); silence is 503, a refusal 422."""
+        if self.hotwater is None:
+            raise fail(503, "hot-water process not connected")
+        try:
+            return self.hotwater.call(cmd, **args)
+        except bus.CommandError as exc:
+            if exc.code == bus.NO_ANSWER:
+                raise fail(503, f"hot-water process unavailable: {exc}") from exc
+            raise fail(422, *exc.errors, code=exc.code) from exc
 
     def call_supervisor(self, cmd: str, **args: Any) -> Any:
         """A supervisor command; silence becomes 503, a refusal 422 with the reasons and,

@@ -17,7 +17,7 @@ from vzdivert.webui.history import History
 
 log = logging.getLogger("vzdivert.webui")
 
-STREAMS = ("state", "health", "ingest_stats")
+STREAMS = ("state", "health", "ingest_stats", "hotwater_state")
 
 
 class Feed:
@@ -31,6 +31,7 @@ class Feed:
         self.state: dict[str, Any] = {}
         self.health: dict[str, Any] = {}
         self.ingest_stats: dict[str, Any] = {}
+        self.hotwater_state: dict[str, Any] = {}
         self.received_mono: dict[str, float] = {}  # stream -> monotonic time of the newest
         self.history = History()
         self.history_lock = threading.Lock()

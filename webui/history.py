@@ -8,7 +8,7 @@ import math
 from array import array
 from typing import Any
 
-COLUMNS = ("grid_w", "power_w", "duty", "target_w")
+COLUMNS = ("grid_w", "power_w", "duty", "target_w", "tank_c")
 NAN = float("nan")
 
 

@@ -18,6 +18,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from vzdivert import bus
+
 
 class Feed(Protocol):
     """The newest bus message of each stream ({} until the first one arrived)."""
@@ -54,6 +56,7 @@ class FeedCollector:
         self.state = dict(getattr(feed, "state", None) or {})
         self.health = dict(getattr(feed, "health", None) or {})
         self.ingest = dict(getattr(feed, "ingest_stats", None) or {})
+        self.hotwater = dict(getattr(feed, "hotwater_state", None) or {})
         self.now = time.time() if now is None else now
 
     def collect(self) -> Iterator[Metric]:
@@ -84,6 +87,20 @@ class FeedCollector:
         yield from _gauge("vzdivert_reading_age_seconds",
                           "Time since the last reading reached the controller",
                           s.get("reading_age_s"))
+        yield from _gauge("vzdivert_tank_hold",
+                          "1 while the tank limit holds heating off (max_c or no temperature)",
+                          bool(s.get("hold_reason")))
+        tank_c = self.hotwater.get("tank_c", s.get("tank_c"))
+        yield from _gauge("vzdivert_tank_temperature_celsius", "Tank temperature", tank_c)
+        if self.hotwater.get("tank_age_s") is not None:
+            yield from _gauge("vzdivert_tank_temperature_age_seconds",
+                              "Time since the tank temperature was measured",
+                              self.hotwater["tank_age_s"])
+        mode = GaugeMetricFamily("vzdivert_mode", "1 for the mode the load is in",
+                                 labels=["mode"])
+        for name in bus.STATE_MODES:
+            mode.add_metric([name], 1.0 if s.get("mode") == name else 0.0)
+        yield mode
         ts = _number(s.get("ts"))
         if ts is not None:
             yield from _gauge("vzdivert_state_age_seconds",

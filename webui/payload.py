@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 BADGES = ("exporting", "importing", "stale", "saturated", "full_output", "output_off", "manual",
-          "error")
+          "boost", "pause", "topup", "tank_hold", "error")
 
 
 def badges(state: dict[str, Any]) -> list[str]:
@@ -27,8 +27,10 @@ def badges(state: dict[str, Any]) -> list[str]:
         out.append("full_output")
     elif duty == 0.0:
         out.append("output_off")
-    if state.get("mode") == "manual":
-        out.append("manual")
+    if state.get("mode") in ("manual", "boost", "pause", "topup"):
+        out.append(state["mode"])
+    if state.get("hold_reason"):
+        out.append("tank_hold")
     if state.get("error"):
         out.append("error")
     return out
@@ -73,6 +75,32 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
     elif state_age_s > silent_after_s:
         out.update(stale=True, power_w=0.0,
                    stale_reason=f"no state from the control loop for {state_age_s:.0f} s")
+    out["badges"] = badges(out)
+    return out
+
+
+def hot_water_fields(out: dict[str, Any], hotwater: dict[str, Any], age_s: float | None,
+                     silent_after_s: float) -> dict[str, Any]:
+    """Add the hot-water process's view to the state document: `mode` (the worker's, or
+    what the hot-water process just told it and it applies at its next reading),
+    `mode_until` (epoch seconds or null), `tank_c` and its age, the guarantee's plan. A
+    silent process adds nothing: its modes expire in the worker too."""
+    fresh = bool(hotwater) and age_s is not None and age_s <= silent_after_s
+    mode = "stale" if out["stale"] else out.get("mode") or "auto"
+    if fresh and mode != "stale" and mode != "manual":
+        mode = hotwater.get("effective_mode", mode)  # the worker applies it at its next reading
+    out["mode"] = mode
+    out["mode_until"] = hotwater.get("mode_until") if fresh and mode in ("boost", "pause") \
+        and hotwater.get("mode") == mode else None
+    if fresh:
+        out["tank_c"] = hotwater.get("tank_c", out.get("tank_c"))
+        out["tank_age_s"] = _round(hotwater.get("tank_age_s"))
+        out["tank_error"] = hotwater.get("tank_error", "")
+        out["guarantee"] = hotwater.get("guarantee")
+    else:
+        out.setdefault("tank_c", None)
+        out["guarantee"] = None
+    out.setdefault("hold_reason", "")
     out["badges"] = badges(out)
     return out
 

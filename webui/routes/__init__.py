@@ -4,6 +4,6 @@ it in GROUPS. Routes stay thin: rules live in the guard, documents in webui.payl
 
 from __future__ import annotations
 
-from vzdivert.webui.routes import history, live, pages, prometheus, session, settings
+from vzdivert.webui.routes import history, hotwater, live, pages, prometheus, session, settings
 
-GROUPS = (pages, session, live, settings, prometheus, history)
+GROUPS = (pages, session, live, settings, hotwater, prometheus, history)

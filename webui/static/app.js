@@ -15,7 +15,7 @@ const el = (tag, attrs = {}, ...kids) => {
 };
 
 const session = { csrf: null, canEdit: false, canView: true, passwordSet: false, user: null };
-const SECTIONS = ["control", "load", "output", "watchdog", "tariff"]; // display order; names: "section.*"
+const SECTIONS = ["control", "load", "output", "watchdog", "tank", "guarantee", "tariff"]; // display order; names: "section.*"
 
 /* ---------- formatting ---------- */
 /* in the page's language (i18n.js), set by start() once the catalogues are loaded */
@@ -98,8 +98,10 @@ function renderState(s) {
   const badges = $("#badges");
   badges.replaceChildren(...s.badges.map((b) => el("span", {
     class: `badge ${b}`, "data-badge": b, text: t(`badge.${b}`),
-    title: b === "stale" ? tServer(s.stale_reason) : b === "error" ? tServer(s.error) : undefined,
+    title: b === "stale" ? tServer(s.stale_reason) : b === "error" ? tServer(s.error)
+      : b === "tank_hold" ? tServer(s.hold_reason) : undefined,
   })));
+  renderHotWater(s);
   renderProcesses(s.processes || {}, s.loop);
   renderIngest(s.ingest || {}, s);
   // changed elsewhere (another browser, the API, MQTT): show it, unless the user is typing
@@ -107,6 +109,35 @@ function renderState(s) {
   if (settingsSeen && s.settings && JSON.stringify(s.settings) !== settingsSeen && !editing) {
     refreshSettings();
   }
+}
+
+const fmtTime = (epoch) => (epoch ? new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "–");
+
+function renderHotWater(s) {
+  const g = s.guarantee;
+  const mode = s.mode || "auto";
+  const facts = [
+    ["Mode", mode + (s.mode_until ? ` until ${fmtTime(s.mode_until)}` : "")],
+    ["Tank", s.tank_c === null || s.tank_c === undefined ? (s.tank_error || "no sensor")
+      : `${nf1.format(s.tank_c)} °C` + (s.tank_age_s != null ? ` (${fmtAge(s.tank_age_s)})` : "")],
+  ];
+  if (s.hold_reason) facts.push(["Heating held", s.hold_reason]);
+  if (g) {
+    facts.push(["Guarantee", g.deadline ? `by ${fmtTime(g.deadline)}: ${g.reason}` : g.reason]);
+  }
+  $("#hotwater").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  const held = mode === "boost" || mode === "pause";
+  $("#auto-btn").hidden = !held || !session.canEdit;
+  for (const b of ["#boost-btn", "#pause-btn"]) $(b).disabled = !session.canEdit;
+  $("#auto-btn").dataset.cmd = mode;
+}
+
+async function hotWater(cmd, minutes) {
+  const r = await api("POST", `/api/${cmd}`, { minutes });
+  const m = $("#hotwater-msg");
+  m.textContent = r.ok ? "" : (r.data.errors || [`failed (${r.status})`]).join("; ");
+  m.className = `msg ${r.ok ? "" : "bad"}`;
+  if (r.ok) renderState(r.data);
 }
 
 function renderProcesses(procs, loop) {
@@ -155,7 +186,7 @@ function renderIngest(ing, s) {
 let chart = null;
 let minutes = 15;
 let lastId = -1;
-const data = [[], [], [], [], []]; // ts, grid_w, power_w, target_w, duty %
+const data = [[], [], [], [], [], []]; // ts, grid_w, power_w, target_w, duty %, tank °C
 
 function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
@@ -169,7 +200,7 @@ function makeChart() {
   const opts = {
     width: Math.max(280, box.clientWidth), height: box.clientWidth < 500 ? 240 : 300,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, W: { auto: true }, pct: { range: [0, 100] } },
+    scales: { x: { time: true }, W: { auto: true }, pct: { range: [0, 100] }, C: { range: [0, 100] } },
     legend: { live: true },
     series: [
       { label: t("chart.time"), value: (u, v) => (v == null ? "–" : dateTimeFmt.format(new Date(v * 1000))) },
@@ -180,6 +211,8 @@ function makeChart() {
         value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
       { label: t("chart.duty"), scale: "pct", stroke: css("--c-duty"), width: 1.2,
         value: (u, v) => v == null ? "–" : `${nf1.format(v)} %` },
+      { label: "Tank", scale: "C", stroke: css("--c-tank"), width: 1.4,
+        value: (u, v) => v == null ? "–" : `${nf1.format(v)} °C` },
     ],
     axes: [
       { ...axis, space: 70, incrs: TIME_INCRS_S, values: (u, vals, ax, space, incr) => vals.map((v) =>
@@ -215,6 +248,7 @@ async function loadHistory() {
   data[2] = h.power_w.slice();
   data[3] = h.target_w.slice();
   data[4] = h.duty.map((d) => (d === null ? null : d * 100));
+  data[5] = (h.tank_c || []).slice();
   lastId = Math.max(lastId, h.last_id);
   chart.setData(data);
   if (!hovering) showNewest();
@@ -227,6 +261,7 @@ function appendSample(s) {
   if (s.ts <= last) return;
   data[0].push(s.ts); data[1].push(s.grid_w); data[2].push(s.power_w);
   data[3].push(s.target_w); data[4].push(s.duty === null ? null : s.duty * 100);
+  data[5].push(s.tank_c ?? null);
   const cutoff = s.ts - minutes * 60;
   let drop = 0;
   while (drop < data[0].length && data[0][drop] < cutoff) drop++;
@@ -546,5 +581,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#logout-btn").addEventListener("click", logout);
   $("#settings").addEventListener("submit", saveSettings);
   $("#reset").addEventListener("click", resetSettings);
+  for (const b of ["#boost-btn", "#pause-btn"]) {
+    $(b).addEventListener("click", (e) => hotWater(e.target.dataset.cmd, Number(e.target.dataset.minutes)));
+  }
+  $("#auto-btn").addEventListener("click", (e) => hotWater(e.target.dataset.cmd, 0));
   start();
 });
