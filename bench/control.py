@@ -12,8 +12,8 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from multiprocessing import Pool
 from itertools import pairwise
+from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
