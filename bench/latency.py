@@ -28,9 +28,9 @@ from vzdivert.config import validate  # noqa: E402
 from vzdivert.ingest.channels import Channels, ChannelSpec  # noqa: E402
 from vzdivert.ingest.lineproto import parse  # noqa: E402
 from vzdivert.ingest.stats import IngestStats  # noqa: E402
+from vzdivert.output.pigpio_out import PigpioOutput  # noqa: E402
 from vzdivert.rtworker.controller import Controller, params_from_config  # noqa: E402
 from vzdivert.rtworker.curves import curve_from_config  # noqa: E402
-from vzdivert.rtworker.drivers.pigpio_out import PigpioOutput  # noqa: E402
 from vzdivert.testing.pigpiod_emulator import PigpiodEmulator  # noqa: E402
 
 GPIO = 12

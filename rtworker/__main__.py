@@ -1,5 +1,5 @@
-"""The rtworker process: real-time setup, open the output, run the loop; SIGTERM/SIGINT end
-in the loop's single shutdown path (output 0)."""
+"""The rtworker process: real-time setup, open the outputs, run the loop; SIGTERM/SIGINT end
+in the loop's single shutdown path (every output to its safe state)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import signal
 import zmq
 
 from vzdivert import child
+from vzdivert.output import OutputError, open_outputs
 from vzdivert.rtworker import realtime
-from vzdivert.rtworker.drivers import OutputError, open_output
 from vzdivert.rtworker.loop import Worker
 
 
@@ -23,21 +23,21 @@ def main(argv: list[str] | None = None) -> int:
         if result is not True:
             log.warning("real-time: %s not applied: %s", step, result)
     try:
-        output = open_output(cfg, runtime_dir)
+        outputs = open_outputs(cfg, runtime_dir)
     except OutputError as exc:
         log.error("cannot open output: %s", exc)
         return 3
-    worker = Worker(cfg, runtime_dir, output, ctx, report)
+    worker = Worker(cfg, runtime_dir, outputs, ctx, report)
     signal.signal(signal.SIGTERM, lambda s, f: setattr(worker, "running", False))
     signal.signal(signal.SIGINT, lambda s, f: setattr(worker, "running", False))
     realtime.quiet_gc()
-    log.info("running: %s, curve %s, target %.0f W", output.describe(), cfg.load.curve,
+    log.info("running: %s, curve %s, target %.0f W", outputs.describe(), cfg.load.curve,
              cfg.control.target_w)
     try:
         worker.run()
     finally:
         worker.shutdown("stopped")
-        output.close()
+        outputs.close()
         ctx.destroy(0)
     return 0
 

@@ -16,7 +16,7 @@ from vzdivert.supervisor.sdnotify import Notifier
 
 def load_checked(path: str) -> configmod.Config:
     """Load a config and run the output driver's own checks too; raises ConfigError."""
-    from vzdivert.rtworker.drivers import config_problems
+    from vzdivert.output import config_problems
 
     cfg = configmod.load(path)
     problems = config_problems(cfg)

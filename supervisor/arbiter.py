@@ -18,7 +18,7 @@ import zmq
 
 from vzdivert import bus
 from vzdivert.config import Config
-from vzdivert.rtworker.drivers import force_off
+from vzdivert.output import force_off
 from vzdivert.supervisor.children import Child
 from vzdivert.supervisor.commands import Commands
 

@@ -13,8 +13,8 @@ import requests
 from syshelp import REPO, System, reading, vzlogger_post, wait_for
 
 from vzdivert import bus
+from vzdivert.output.sim import read_sim_duty
 from vzdivert.plant import House, Scenario
-from vzdivert.rtworker.drivers.sim import read_sim_duty
 
 INTERVAL_S = 0.2
 

@@ -11,8 +11,8 @@ import pigpio
 import pytest
 
 from vzdivert.config import validate
-from vzdivert.rtworker.drivers import OutputError, open_output
-from vzdivert.rtworker.drivers.pigpio_out import PigpioOutput, config_problems
+from vzdivert.output import OutputError, open_output
+from vzdivert.output.pigpio_out import PigpioOutput, config_problems
 from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 
 
@@ -171,7 +171,7 @@ def test_unreachable_pigpiod_is_a_clear_error_and_prints_nothing(capsys):
 
 
 def test_a_stopped_pigpiod_does_not_hang_us(monkeypatch):
-    monkeypatch.setattr("vzdivert.rtworker.drivers.pigpio_out.IO_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("vzdivert.output.pigpio_out.IO_TIMEOUT_S", 0.05)
     with socket.socket() as lsock:  # accepts connections (kernel backlog), never answers
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(4)

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from vzdivert.config import validate
-from vzdivert.rtworker.drivers import OutputError, open_output
-from vzdivert.rtworker.drivers import sysfs as sysfs_mod
-from vzdivert.rtworker.drivers.sysfs import SysfsOutput, config_problems
+from vzdivert.output import OutputError, open_output
+from vzdivert.output import sysfs as sysfs_mod
+from vzdivert.output.sysfs import SysfsOutput, config_problems
 
 
 class FakePwmChip:

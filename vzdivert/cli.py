@@ -45,7 +45,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_safe_off(args: argparse.Namespace) -> int:
     """For systemd's ExecStopPost (runs after crashes too) and for people at the console."""
     from vzdivert import bus
-    from vzdivert.rtworker.drivers import OutputError, force_off
+    from vzdivert.output import OutputError, force_off
 
     cfg = load_or_exit(args.config)
     runtime_dir = (args.runtime_dir or bus.find_runtime_dir(cfg.state.dir)
@@ -55,7 +55,10 @@ def cmd_safe_off(args: argparse.Namespace) -> int:
     except OutputError as exc:
         print(f"vzdivert safe-off: FAILED, the output may still be on: {exc}", file=sys.stderr)
         return 1
-    print(f"vzdivert safe-off: {cfg.output.driver} output gpio {cfg.output.gpio} set to 0")
+    from vzdivert.output import output_specs
+
+    pins = ", ".join(f"{s.name} (gpio {s.gpio})" for s in output_specs(cfg))
+    print(f"vzdivert safe-off: {cfg.output.driver} outputs set to their safe state: {pins}")
     return 0
 
 
@@ -96,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(func=cmd_check_config)
 
-    p = sub.add_parser("safe-off", help="set the configured output to 0 and exit")
+    p = sub.add_parser("safe-off", help="set every configured output to 0/off and exit")
     p.add_argument("--config", required=True)
     p.add_argument("--runtime-dir", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_safe_off)

@@ -9,8 +9,8 @@ import signal
 import time
 
 from vzdivert import child
+from vzdivert.output.sim import read_sim_duty
 from vzdivert.plant import House
-from vzdivert.rtworker.drivers.sim import read_sim_duty
 
 INTERVAL_S = 1.0
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vzdivert.rtworker.drivers import OutputError
+from vzdivert.output.base import Backend, Output, OutputError, OutputSpec
 
 PI5_CHANNELS = {12: 0, 13: 1, 18: 2, 19: 3}  # RP1 PWM0 channel per GPIO (domain.md §4)
 EXPORT_WAIT_S = 2.0  # udev fixes the permissions of a freshly exported channel asynchronously
@@ -22,7 +22,7 @@ _PERMISSION_HINT = (
 
 def config_problems(out: Any) -> list[str]:
     """What is wrong with an ``[output]`` section for this driver, without touching sysfs."""
-    if getattr(out, "sysfs_channel", -1) < 0 and out.gpio not in PI5_CHANNELS:
+    if out.sysfs_channel < 0 and out.gpio not in PI5_CHANNELS:
         return [f"output.gpio: kernel PWM on the Raspberry Pi 5 is on GPIO 12, 13, 18 and 19 "
                 f"(got {out.gpio}); on other boards set output.sysfs_channel"]
     return []
@@ -64,7 +64,7 @@ def find_chip(root: Path, device_suffix: str) -> Path:
         f"(e.g. dtoverlay=pwm-2chan) and reboot, or set output.sysfs_device")
 
 
-class SysfsOutput:
+class SysfsOutput(Output):
     """One kernel PWM channel. Construction exports the channel but does not change the
     output; the period and enable are written on the first ``set``, and only if needed."""
 
@@ -74,10 +74,10 @@ class SysfsOutput:
             raise OutputError("; ".join(problems))
         self.gpio = int(out.gpio)
         self.frequency_hz = int(out.frequency_hz)
-        channel = int(getattr(out, "sysfs_channel", -1))
+        channel = int(out.sysfs_channel)
         self.channel = channel if channel >= 0 else PI5_CHANNELS[self.gpio]
-        self.root = Path(getattr(out, "sysfs_root", "/sys/class/pwm"))
-        self.chip = find_chip(self.root, getattr(out, "sysfs_device", "1f00098000.pwm"))
+        self.root = Path(out.sysfs_root)
+        self.chip = find_chip(self.root, out.sysfs_device)
         self.pwm_dir = self.chip / f"pwm{self.channel}"
         self._duty_path = self.pwm_dir / "duty_cycle"
         self.period_ns = self._period_for(self.frequency_hz)
@@ -168,3 +168,11 @@ class SysfsOutput:
     def describe(self) -> str:
         return (f"kernel PWM {self.chip.name}/pwm{self.channel} (GPIO {self.gpio}) at "
                 f"{self.frequency_hz} Hz, period {self.period_ns} ns")
+
+
+class SysfsBackend(Backend):
+    def pwm(self, spec: OutputSpec) -> SysfsOutput:
+        return SysfsOutput(spec.section)
+
+    def problems(self, specs: list[OutputSpec]) -> list[str]:
+        return [p for spec in specs if spec.kind == "pwm" for p in config_problems(spec.section)]

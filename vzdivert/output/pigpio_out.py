@@ -11,7 +11,7 @@ from typing import Any
 import pigpio
 
 from vzdivert.config import HW_PWM_GPIOS
-from vzdivert.rtworker.drivers import OutputError
+from vzdivert.output.base import Backend, Output, OutputError, OutputSpec, Switch
 
 HW_RANGE = 1_000_000  # hardware PWM duty units
 SW_MAX_FREQUENCY_HZ = 40_000  # fastest software PWM pigpiod offers (1 us sample rate)
@@ -37,8 +37,7 @@ def config_problems(out: Any) -> list[str]:
     if not hardware and out.frequency_hz > SW_MAX_FREQUENCY_HZ:
         problems.append(f"output.frequency_hz: software PWM on GPIO {out.gpio} reaches at most "
                         f"{SW_MAX_FREQUENCY_HZ} Hz; use a hardware PWM GPIO (12, 13, 18, 19)")
-    status = getattr(out, "status_gpio", -1)
-    if status == out.gpio:
+    if out.status_gpio == out.gpio:
         problems.append("output.status_gpio: must differ from output.gpio")
     return problems
 
@@ -62,33 +61,13 @@ def _probe(host: str, port: int) -> str | None:
     return None
 
 
-class PigpioOutput:
-    """PWM output through pigpiod. ``set``/``off`` raise OutputError when pigpiod cannot be
-    reached; the next call tries again, so the caller just keeps writing."""
+class _PigpioPin:
+    """One pin's own connection to pigpiod: connects lazily after a loss, reconnects once
+    per write when pigpiod restarted, and explains pigpio's error codes."""
 
-    def __init__(self, out: Any):
-        problems = config_problems(out)
-        if problems:
-            raise OutputError("; ".join(problems))
-        self.gpio = int(out.gpio)
-        self.frequency_hz = int(out.frequency_hz)
-        self.host, self.port = str(out.pigpio_host), int(out.pigpio_port)
-        self.pwm_range = int(getattr(out, "pwm_range", 1000))
-        self.status_gpio = int(getattr(out, "status_gpio", -1))
-        self.hardware = self.gpio in HW_PWM_GPIOS
-        self.actual_frequency_hz = self.frequency_hz  # as pigpiod reports it once connected
-        self.real_range = HW_RANGE if self.hardware else self.pwm_range
-        self._pi: pigpio.pi | None = None
-        self._duty: float | None = None  # last duty written on the current connection
-        self._status_lit: bool | None = None
-        self._connect()
-
-    @property
-    def resolution(self) -> float:
-        """Smallest duty step the output can make; read_back() differs from set() by less."""
-        return 1.0 / min(self.real_range, self.pwm_range if not self.hardware else HW_RANGE)
-
-    # -- connection ------------------------------------------------------------------------
+    gpio: int
+    host: str
+    port: int
 
     def _connect(self) -> None:
         problem = _probe(self.host, self.port)
@@ -102,7 +81,10 @@ class PigpioOutput:
         self._close_notifications(pi)
         pi.sl.s.settimeout(IO_TIMEOUT_S)
         self._pi = pi
-        self._duty, self._status_lit = None, None
+        self._connected(pi)
+
+    def _connected(self, pi: pigpio.pi) -> None:
+        """A fresh connection: forget what was written, configure the pin."""
         try:
             self._configure(pi)
         except OutputError:
@@ -110,6 +92,30 @@ class PigpioOutput:
             raise
         except pigpio.error as exc:
             self._disconnect()
+            raise OutputError(self._explain(exc)) from exc
+        except _IO_ERRORS as exc:
+            self._disconnect()
+            raise OutputError(f"lost pigpiod at {self.host}:{self.port}: {exc}") from exc
+
+    def _configure(self, pi: pigpio.pi) -> None:
+        """Set up the pin on a fresh connection (nothing for a plain level)."""
+
+    def _write_retrying(self, write: Any, value: Any) -> None:
+        """``write(value)`` on the connection; after a lost connection, once more on a new
+        one (pigpiod restarted: re-applied)."""
+        if self._pi is None:
+            self._connect()
+        try:
+            write(value)
+            return
+        except pigpio.error as exc:
+            raise OutputError(self._explain(exc)) from exc
+        except _IO_ERRORS:
+            self._disconnect()
+        self._connect()
+        try:
+            write(value)
+        except pigpio.error as exc:
             raise OutputError(self._explain(exc)) from exc
         except _IO_ERRORS as exc:
             self._disconnect()
@@ -128,18 +134,6 @@ class PigpioOutput:
                 pass
             pi._notify = None
 
-    def _configure(self, pi: pigpio.pi) -> None:
-        if self.hardware:
-            return  # hardware_PWM carries the frequency with every duty
-        actual = pi.set_PWM_frequency(self.gpio, self.frequency_hz)
-        if not 0.5 <= actual / self.frequency_hz <= 2.0:
-            raise OutputError(
-                f"output.frequency_hz: pigpiod offers {actual} Hz software PWM on GPIO "
-                f"{self.gpio}, far from the {self.frequency_hz} Hz asked (10-8000 Hz at its "
-                f"default 5 us sample rate); or use a hardware PWM GPIO (12, 13, 18, 19)")
-        self.actual_frequency_hz = actual
-        self.real_range = pi.set_PWM_range(self.gpio, self.pwm_range)
-
     def _disconnect(self) -> None:
         pi, self._pi = self._pi, None
         if pi is not None:
@@ -154,27 +148,57 @@ class PigpioOutput:
         where = f"pigpiod {self.host}:{self.port}, GPIO {self.gpio}"
         return f"{where}: {text}" + (f" -- {hint}" if hint else "")
 
+    def close(self) -> None:
+        self._disconnect()
+
+
+class PigpioOutput(_PigpioPin, Output):
+    """PWM output through pigpiod. ``set``/``off`` raise OutputError when pigpiod cannot be
+    reached; the next call tries again, so the caller just keeps writing."""
+
+    def __init__(self, out: Any):
+        problems = config_problems(out)
+        if problems:
+            raise OutputError("; ".join(problems))
+        self.gpio = int(out.gpio)
+        self.frequency_hz = int(out.frequency_hz)
+        self.host, self.port = str(out.pigpio_host), int(out.pigpio_port)
+        self.pwm_range = int(out.pwm_range)
+        self.status_gpio = int(out.status_gpio)
+        self.hardware = self.gpio in HW_PWM_GPIOS
+        self.actual_frequency_hz = self.frequency_hz  # as pigpiod reports it once connected
+        self.real_range = HW_RANGE if self.hardware else self.pwm_range
+        self._pi: pigpio.pi | None = None
+        self._duty: float | None = None  # last duty written on the current connection
+        self._status_lit: bool | None = None
+        self._connect()
+
+    @property
+    def resolution(self) -> float:  # type: ignore[override]
+        """Smallest duty step the output can make; read_back() differs from set() by less."""
+        return 1.0 / min(self.real_range, self.pwm_range if not self.hardware else HW_RANGE)
+
+    def _connected(self, pi: pigpio.pi) -> None:
+        self._duty, self._status_lit = None, None
+        super()._connected(pi)
+
+    def _configure(self, pi: pigpio.pi) -> None:
+        if self.hardware:
+            return  # hardware_PWM carries the frequency with every duty
+        actual = pi.set_PWM_frequency(self.gpio, self.frequency_hz)
+        if not 0.5 <= actual / self.frequency_hz <= 2.0:
+            raise OutputError(
+                f"output.frequency_hz: pigpiod offers {actual} Hz software PWM on GPIO "
+                f"{self.gpio}, far from the {self.frequency_hz} Hz asked (10-8000 Hz at its "
+                f"default 5 us sample rate); or use a hardware PWM GPIO (12, 13, 18, 19)")
+        self.actual_frequency_hz = actual
+        self.real_range = pi.set_PWM_range(self.gpio, self.pwm_range)
+
     # -- output interface ------------------------------------------------------------------
 
     def set(self, duty: float) -> None:
         duty = min(1.0, max(0.0, duty)) if duty == duty else 0.0  # NaN: the safe value
-        if self._pi is None:
-            self._connect()
-        try:
-            self._write(duty)
-            return
-        except pigpio.error as exc:
-            raise OutputError(self._explain(exc)) from exc
-        except _IO_ERRORS:
-            self._disconnect()  # pigpiod restarted or died: one fresh connection, re-applied
-        self._connect()
-        try:
-            self._write(duty)
-        except pigpio.error as exc:
-            raise OutputError(self._explain(exc)) from exc
-        except _IO_ERRORS as exc:
-            self._disconnect()
-            raise OutputError(f"lost pigpiod at {self.host}:{self.port}: {exc}") from exc
+        self._write_retrying(self._write, duty)
 
     def _write(self, duty: float) -> None:
         pi = self._pi
@@ -238,9 +262,6 @@ class PigpioOutput:
         except _IO_ERRORS:
             self._disconnect()
 
-    def close(self) -> None:
-        self._disconnect()
-
     def describe(self) -> str:
         where = f"pigpiod {self.host}:{self.port}"
         status = f", status GPIO {self.status_gpio}" if self.status_gpio >= 0 else ""
@@ -251,3 +272,60 @@ class PigpioOutput:
                  if self.actual_frequency_hz != self.frequency_hz else "")
         return (f"pigpio software PWM on GPIO {self.gpio} at {self.actual_frequency_hz} Hz{asked}"
                 f", range {self.pwm_range} (real {self.real_range}) ({where}){status}")
+
+
+class PigpioSwitch(_PigpioPin, Switch):
+    """A relay on a plain GPIO level through pigpiod (WRITE); ``active_low`` inverts."""
+
+    def __init__(self, out: Any, gpio: int, active_low: bool = False):
+        self.gpio, self.active_low = int(gpio), bool(active_low)
+        self.host, self.port = str(out.pigpio_host), int(out.pigpio_port)
+        self._pi = None
+        self._connect()
+
+    def _write(self, on: bool) -> None:
+        assert self._pi is not None
+        self._pi.write(self.gpio, int(on != self.active_low))
+
+    def set(self, duty: float) -> None:
+        self._write_retrying(self._write, self.level(duty))
+
+    def off(self) -> None:
+        self.set(0.0)
+
+    def read_back(self) -> float | None:
+        """1.0 when the relay is driven on, else 0.0 (a pin that is no output drives nothing:
+        after a pigpiod restart or someone else's mode change); None without pigpiod."""
+        pi = self._pi
+        if pi is None:
+            return None
+        try:
+            if pi.get_mode(self.gpio) != pigpio.OUTPUT:
+                return 0.0
+            return float(bool(pi.read(self.gpio)) != self.active_low)
+        except pigpio.error:
+            return None
+        except _IO_ERRORS:
+            self._disconnect()
+            return None
+
+    def describe(self) -> str:
+        low = ", active low" if self.active_low else ""
+        return f"pigpio GPIO {self.gpio} relay{low} (pigpiod {self.host}:{self.port})"
+
+
+class PigpioBackend(Backend):
+    def pwm(self, spec: OutputSpec) -> PigpioOutput:
+        return PigpioOutput(spec.section)
+
+    def switch(self, spec: OutputSpec) -> PigpioSwitch:
+        return PigpioSwitch(spec.section, spec.gpio, spec.active_low)
+
+    def problems(self, specs: list[OutputSpec]) -> list[str]:
+        problems = []
+        for spec in specs:
+            if spec.kind == "pwm":
+                problems += config_problems(spec.section)
+            elif not 0 <= spec.gpio <= 53:
+                problems.append(f"{spec.name}: GPIO {spec.gpio} does not exist")
+        return problems

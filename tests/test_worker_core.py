@@ -1,0 +1,201 @@
+"""The worker's safety decisions, driven directly on a fake clock: every path that puts the
+output to 0 (start-up, stale data, old and out-of-order readings, manual expiry, an output
+fault, a read-back mismatch, shutdown), recovery, and energy accounting."""
+
+from __future__ import annotations
+
+import pytest
+
+from vzdivert.config import validate
+from vzdivert.output import PWM_NAME
+from vzdivert.rtworker.core import Plan, Refused, WorkerCore
+
+WALL0 = 1_800_000_000.0  # the fake wall clock's start; the monotonic clock starts at 0
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.wh = 0.0
+
+    def add(self, power_w: float, dt_s: float) -> None:
+        if power_w > 0 and dt_s > 0:
+            self.wh += power_w * dt_s / 3600
+
+
+class Rig:
+    """A core with a fake clock; ``t`` is seconds since start (monotonic and wall move
+    together)."""
+
+    def __init__(self, **control: float) -> None:
+        self.cfg = validate({"watchdog": {"stale_after_s": 10.0},
+                             "load": {"rating_w": 2000.0}, "control": control})
+        self.energy = Sink()
+        self.t = 0.0
+        self.core = WorkerCore(self.cfg, self.energy, self.t)
+
+    def reading(self, grid_w: float, age_s: float = 0.0, dt: float = 1.0) -> Plan | None:
+        self.t += dt
+        return self.core.on_reading(grid_w, WALL0 + self.t - age_s, WALL0 + self.t, self.t)
+
+    def export_until_on(self) -> None:
+        for _ in range(3):
+            plan = self.reading(-1000.0)
+        assert plan is not None and plan.levels[PWM_NAME] > 0.3
+
+    def tick(self, dt: float) -> Plan | None:
+        self.t += dt
+        return self.core.tick(self.t)
+
+
+def is_off(core: WorkerCore, plan: Plan | None, reason: str) -> None:
+    assert plan is not None and plan.safe and reason in plan.reason
+    assert core.duty == 0.0 and core.fraction == 0.0 and core.off_reason == plan.reason
+    assert core.controller.command_w == 0.0  # restarts from 0, not from a power now off
+
+
+def test_start_up_goes_safe_and_waits_for_data() -> None:
+    rig = Rig()
+    is_off(rig.core, rig.core.start(0.0), "start-up")
+    assert rig.core.stale and rig.core.stale_reason == "no data yet"
+    assert rig.core.tick(100.0) is None  # already off: nothing to time out
+    assert rig.core.state(0.0)["mode"] == "stale"
+
+
+def test_fresh_reading_resumes_control_and_feeds_forward() -> None:
+    rig = Rig()
+    plan = rig.reading(-1000.0)
+    assert plan is not None and not plan.safe
+    assert plan.levels[PWM_NAME] == pytest.approx(0.5)  # 1000 W of a 2000 W load, linear
+    assert not rig.core.stale and rig.core.state(rig.t)["mode"] == "auto"
+
+
+def test_stale_timer() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    assert rig.tick(9.9) is None
+    assert rig.core.next_deadline(rig.t) == pytest.approx(0.1)
+    is_off(rig.core, rig.tick(0.2), "no fresh reading for 10 s")
+    assert rig.core.stale and rig.core.state(rig.t)["power_w"] == 0.0
+
+
+@pytest.mark.parametrize("age_s", [10.5, 60.0])
+def test_old_readings_are_dropped_and_do_not_hold_the_output_on(age_s: float) -> None:
+    rig = Rig()
+    rig.export_until_on()
+    duty = rig.core.duty
+    for _ in range(9):
+        assert rig.reading(-1500.0, age_s=age_s) is None
+    assert rig.core.duty == duty and rig.core.stats.dropped_old == 9
+    is_off(rig.core, rig.tick(1.5), "no fresh reading")
+
+
+def test_out_of_order_and_repeated_readings_are_dropped() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    ts = WALL0 + rig.t
+    assert rig.core.on_reading(-1500.0, ts, ts + 1, rig.t + 1) is None  # repeated
+    assert rig.core.on_reading(-1500.0, ts - 0.5, ts + 1, rig.t + 1) is None  # older
+    assert rig.core.stats.dropped_old == 2
+    is_off(rig.core, rig.tick(10.5), "no fresh reading")  # they refreshed nothing
+
+
+def test_manual_hold_and_its_expiry() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    plan = rig.core.manual(0.8, 5.0, rig.t)
+    assert plan is not None and plan.levels[PWM_NAME] == 0.8
+    assert rig.core.state(rig.t)["mode"] == "manual"
+    plan = rig.reading(-3000.0)  # the controller pauses while held
+    assert plan is not None and plan.levels[PWM_NAME] == 0.8
+    assert rig.core.next_deadline(rig.t) == pytest.approx(4.0)
+    is_off(rig.core, rig.tick(4.5), "manual hold expired")
+    assert rig.core.state(rig.t)["mode"] == "auto" and not rig.core.stale
+    plan = rig.reading(-1000.0)  # control resumes from 0
+    assert plan is not None and plan.levels[PWM_NAME] == pytest.approx(0.5)
+
+
+def test_manual_refused_when_stale_or_out_of_range_and_ended_by_stale() -> None:
+    rig = Rig()
+    with pytest.raises(Refused, match="stale"):
+        rig.core.manual(0.5, 5.0, rig.t)
+    rig.export_until_on()
+    for duty, hold_s in ((1.5, 5.0), (0.5, 0.0), (0.5, 61.0)):
+        with pytest.raises(Refused):
+            rig.core.manual(duty, hold_s, rig.t)
+    rig.core.manual(0.5, 60.0, rig.t)
+    is_off(rig.core, rig.tick(10.5), "no fresh reading")
+    assert rig.core.holds.active(PWM_NAME) is None  # stale data end the hold at once
+    assert rig.core.manual(None, 0, rig.t) is None
+
+
+def test_output_fault_goes_safe_then_recovers_from_a_safe_state() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    is_off(rig.core, rig.core.write_failed("pigpiod gone", rig.t), "output write failed")
+    assert rig.core.output_fault and "pigpiod gone" in rig.core.error
+    plan = rig.reading(-1000.0)
+    assert plan is not None and plan.recover  # all outputs to 0 before the first new write
+    rig.core.write_ok(plan)
+    assert not rig.core.output_fault and rig.core.error == ""
+    assert not rig.reading(-50.0).recover
+
+
+def test_off_failure_is_reported() -> None:
+    rig = Rig()
+    rig.core.off_failed(["load: no pigpiod"])
+    assert rig.core.error == "output off failed: load: no pigpiod"
+
+
+def test_readback_mismatch_is_repaired() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    duty = rig.core.duty
+    assert rig.core.readback(PWM_NAME, duty + 0.0015, 0.001, rig.t) is None  # within 2 steps
+    assert rig.core.readback(PWM_NAME, None, 0.001, rig.t) is None  # cannot tell
+    plan = rig.core.readback(PWM_NAME, 0.9, 0.001, rig.t)
+    assert plan is not None and not plan.safe and plan.levels[PWM_NAME] == duty
+    rig.core.write_ok(plan)
+    assert rig.core.readback_mismatches == 1 and "re-applied" in rig.core.error
+
+
+def test_readback_while_off_goes_safe() -> None:
+    rig = Rig()
+    rig.core.start(0.0)
+    is_off(rig.core, rig.core.readback(PWM_NAME, 0.6, 0.001, 1.0), "read-back")
+    assert rig.core.readback_mismatches == 1
+
+
+def test_shutdown() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    is_off(rig.core, rig.core.shutdown("stopped", rig.t), "stopped")
+    assert rig.core.stale and rig.core.stale_reason == "stopped"
+
+
+def test_energy_counts_only_while_on_and_fresh() -> None:
+    rig = Rig()
+    rig.reading(-1000.0)  # 1000 W from here on
+    rig.reading(-5.0, dt=3.6)  # the next change books 3.6 s at 1000 W = 1 Wh
+    assert rig.energy.wh == pytest.approx(1.0)
+    rig.tick(10.5)  # stale: booked up to the moment of the stop, nothing after
+    booked = rig.energy.wh
+    rig.tick(100.0)
+    rig.reading(0.0)
+    assert rig.energy.wh == booked
+
+
+def test_saturated_load_counts_no_power() -> None:
+    rig = Rig()
+    rig.export_until_on()
+    rig.core.controller.saturated = True
+    assert rig.core.power_w() == 0.0
+
+
+def test_observers_see_each_control_step() -> None:
+    rig = Rig()
+    steps = []
+    rig.core.observers.append(steps.append)
+    rig.reading(-1000.0)
+    rig.reading(-1000.0, age_s=30)  # dropped: not a step
+    assert len(steps) == 1 and steps[0].grid_w == -1000.0
+    assert steps[0].levels[PWM_NAME] == pytest.approx(0.5)
