@@ -28,6 +28,10 @@ class AdaptiveController:
     def saturated(self) -> bool:
         return self.ctl.saturated
 
+    @saturated.setter
+    def saturated(self, value: bool) -> None:
+        self.ctl.saturated = value
+
     @property
     def command_w(self) -> float:
         return self.ctl.command_w

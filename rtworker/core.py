@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vzdivert.output import PWM_NAME
-from vzdivert.rtworker.controller import Controller, params_from_config
+from vzdivert.rtworker.adaptive import AdaptiveController
+from vzdivert.rtworker.controller import params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
 from vzdivert.rtworker.stats import LoopStats
@@ -60,7 +61,8 @@ class WorkerCore:
 
     def __init__(self, cfg: Any, energy: EnergySink, now: float):
         self.cfg = cfg
-        self.controller = Controller(params_from_config(cfg))
+        self.controller = AdaptiveController(params_from_config(cfg),
+                                             learn=cfg.load.learn_rating)
         self.curve = curve_from_config(cfg)
         self.energy = energy
         self.stats = LoopStats()
@@ -241,12 +243,12 @@ class WorkerCore:
         """Modelled load power; 0 while the load is seen not to draw (thermostat open)."""
         if self.controller.saturated:
             return 0.0
-        return self.curve.power_fraction(self.duty) * self.cfg.load.rating_w
+        return self.curve.power_fraction(self.duty) * self.controller.rating_w
 
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
         self.cfg, self.curve = cfg, curve
-        self.controller.update_params(params_from_config(cfg))
+        self.controller.update_params(params_from_config(cfg), learn=cfg.load.learn_rating)
 
     def mode(self) -> str:
         if self.stale:
@@ -261,4 +263,7 @@ class WorkerCore:
             "saturated": self.controller.saturated, "error": self.error,
             "readback_mismatches": self.readback_mismatches,
             "reading_age_s": now - self.last_reading_mono,
+            "rating_learned_w": round(self.controller.rating_learned_w, 1),
+            "rating_confidence": round(self.controller.confidence, 3),
+            "rating_used_w": round(self.controller.rating_w, 1),
         }

@@ -81,7 +81,15 @@ function renderState(s) {
     : s.grid_w < 0 ? "exporting" : s.grid_w > 0 ? "importing" : "balanced";
   $("#v-power").textContent = fmtW(s.power_w);
   const rating = s.settings && s.settings.rating_w;
-  $("#v-power-sub").textContent = rating ? `of ${fmtW(rating)} W load` : "";
+  const learned = s.rating_learned_w;
+  $("#v-power-sub").textContent = !rating ? ""
+    : learned && Math.abs(learned - rating) >= 0.5 && s.settings.learn_rating !== false
+      ? `of ${fmtW(learned)} W load (learned, set ${fmtW(rating)})` : `of ${fmtW(rating)} W load`;
+  $("#v-rating").textContent = learned ? fmtW(learned) : "–";
+  $("#v-rating-sub").textContent = s.rating_confidence === undefined || s.rating_confidence === null
+    ? "load at full output"
+    : s.settings && s.settings.learn_rating === false ? "learning off"
+    : `confidence ${Math.round(s.rating_confidence * 100)} %`;
   $("#v-duty").textContent = nf1.format((s.duty || 0) * 100);
   $("#v-duty-sub").textContent = s.settings && s.settings.curve ? `${s.settings.curve} curve` : "";
   $("#v-target").textContent = fmtW(s.target_w);
