@@ -59,8 +59,8 @@ class RatingEstimator:
         self._grid: float | None = None
         self._hyp = [0.5 * i for i in range(2 * self.max_delay + 1)]  # delay hypotheses
         self._cost = [0.0] * len(self._hyp)
-        self._big = [False, False]   # unexplained change in the last two pairs
-        self._quiet = QUIET_AFTER_SATURATION
+        self._big = [False, False, False]   # unexplained change in the last two pairs
+        self._quiet = 0
         self._noise_w = 0.02 * self.configured_w
         self._target = self.rating_w
         self._pending: tuple[float, float] | None = None  # a pair awaiting its judge
@@ -136,18 +136,18 @@ class RatingEstimator:
         p = self.rating_w
         fade = math.exp(-dt / _DELAY_TAU)
         best, best_cost = 0, math.inf
-        any_move = False
         for k, d in enumerate(hyp):
             d_frac = self._seen(d, 0) - self._seen(d, 1)
-            any_move = any_move or d_frac != 0.0
             cost[k] = cost[k] * fade + abs(d_grid - p * d_frac)
             if cost[k] < best_cost - 1e-9:
                 best, best_cost = k, cost[k]
         d = hyp[best]
         d_frac = self._seen(d, 0) - self._seen(d, 1)
         residual = d_grid - p * d_frac
-        if not any_move:  # the meter's own noise, from pairs without any move of ours
-            self._noise_w += 0.05 * (min(abs(d_grid), 4.0 * self._noise_w) - self._noise_w)
+        # the surplus's own jitter per reading, from the small residuals only (steps, clouds
+        # and our own errors would inflate it and open the gates below): what is "big"
+        if abs(residual) < 3.0 * self._noise_w:
+            self._noise_w += 0.02 * (abs(residual) - self._noise_w)
             self._noise_w = max(self._noise_w, 1.0)
         big = abs(residual) > 4.0 * self._noise_w + 0.01 * self.configured_w
         min_move = max(MIN_MOVE, NOISE_MOVES * self._noise_w / self.configured_w)
@@ -158,8 +158,11 @@ class RatingEstimator:
         self._pending = None
         if pend is not None and self._quiet == 0:
             self._judge(*pend, d_grid, d_frac, 4.0 * self._noise_w + 0.01 * self.configured_w)
-        suspect = self._big[0] and not self._big[1]  # a split step may end in this pair
-        self._big[1], self._big[0] = self._big[0], big
+        # a step shows in one or two pairs (split by the meter's interval): after a single
+        # big pair its end may be in this one; more than two in a row is a wandering surplus
+        b = self._big
+        suspect = b[0] and (not b[1] or b[2])
+        b[2], b[1], b[0] = b[1], b[0], big
         if self._quiet > 0:
             self._quiet -= 1
             return
