@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-WINDOW = 48            # ratios kept
+WINDOW = 48            # ratios kept ...
+MAX_AGE_S = 900.0      # ... but older ones are dropped (mains voltage drifts) ...
+MIN_KEEP = 8           # ... unless fewer than this would be left (nothing new to learn from)
 LOW, HIGH = 0.5, 1.5   # bounds, times the configured rating
-PRIOR_WEIGHT = 0.4     # the configured rating counts like moves worth 40 % of it
+PRIOR_WEIGHT = 0.3     # the configured rating counts like moves worth 30 % of it
 TAU_S = 20.0           # the estimate follows the median with this time constant
 MIN_MOVE = 0.04        # smallest usable move, fraction of the rating ...
 NOISE_MOVES = 5.0      # ... and times the meter's noise per reading
@@ -49,6 +51,8 @@ class RatingEstimator:
         self.rating_w = self.configured_w
         self.confidence = 0.0
         self.ratios: list[tuple[float, float]] = []  # (W per unit fraction, weight)
+        self._born: list[float] = []  # when each ratio was taken (our own clock, s)
+        self._clock_s = 0.0
         self.observations = 0
         self._start_run()
 
@@ -82,6 +86,7 @@ class RatingEstimator:
         if not -1e9 < grid_w < 1e9 or not 0.0 <= fraction <= 1.0:
             return self.rating_w
         dt = dt_s if 1e-3 < dt_s < 3600.0 else 1.0
+        self._clock_s += dt
         if saturated:
             self._quiet = QUIET_AFTER_SATURATION + self.max_delay
             self._pending = None
@@ -115,6 +120,7 @@ class RatingEstimator:
         except (KeyError, TypeError, ValueError):
             return False
         self.ratios = ratios
+        self._born = [self._clock_s] * len(ratios)
         self.observations = int(data.get("observations", len(ratios)))
         self.rating_w = rating
         self._update_target()
@@ -161,7 +167,7 @@ class RatingEstimator:
         # a step shows in one or two pairs (split by the meter's interval): after a single
         # big pair its end may be in this one; more than two in a row is a wandering surplus
         b = self._big
-        suspect = b[0] and (not b[1] or b[2])
+        suspect = b[0] and not b[1]
         b[2], b[1], b[0] = b[1], b[0], big
         if self._quiet > 0:
             self._quiet -= 1
@@ -179,8 +185,11 @@ class RatingEstimator:
         if not lo <= ratio <= hi or abs(next_grid - ratio * next_frac) > tolerance_w:
             return
         self.ratios.append((ratio, min(1.0, abs(d_frac))))
-        if len(self.ratios) > WINDOW:
+        self._born.append(self._clock_s)
+        while len(self.ratios) > WINDOW or (len(self.ratios) > MIN_KEEP
+                                            and self._clock_s - self._born[0] > MAX_AGE_S):
             del self.ratios[0]
+            del self._born[0]
         self.observations += 1
         self._update_target()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +100,9 @@ def test_dashboard_updates_live(browser: Browser,
     expect(page.locator('[data-badge="exporting"]')).to_be_visible()
     expect(page.locator("#v-duty")).not_to_have_text("0.0")  # the loop opened the output
     expect(page.locator("#v-power")).not_to_have_text("0")
+    # the learned rating (this fake meter never answers our moves: it stays the configured)
+    expect(page.locator("#v-rating")).to_have_text(re.compile(r"^[\d,.\u202f\u00a0]+$"))
+    expect(page.locator("#v-rating-sub")).to_contain_text("confidence")
     expect(page.locator('[data-proc="rtworker"]')).to_contain_text("running")
     poll_js(page, "chart.data[0].length >= 3", "1 s samples pushed to the chart")
     n = page.evaluate("chart.data[0].length")
