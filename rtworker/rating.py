@@ -167,7 +167,7 @@ class RatingEstimator:
         # a step shows in one or two pairs (split by the meter's interval): after a single
         # big pair its end may be in this one; more than two in a row is a wandering surplus
         b = self._big
-        suspect = b[0] and not b[1]
+        suspect = b[0] and (not b[1] or b[2])
         b[2], b[1], b[0] = b[1], b[0], big
         if self._quiet > 0:
             self._quiet -= 1
