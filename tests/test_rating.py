@@ -63,7 +63,7 @@ def test_converges_with_noise_and_coinciding_steps(truth: float, delay: int) -> 
     ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
     close_loop(ctl, Plant(truth * CONFIGURED_W, delay), 600)  # 10 min, ~50 steps
     assert ctl.rating_learned_w == pytest.approx(truth * CONFIGURED_W, rel=0.03)
-    assert ctl.confidence > 0.3
+    assert ctl.confidence > 0.25
     assert ctl.rating_w == pytest.approx(ctl.rating_learned_w, rel=0.003)  # in use
 
 
