@@ -140,11 +140,17 @@ class RatingEstimator:
         ramp shows on both sides of a pair, a step's end on one side only)."""
         hyp, cost = self._hyp, self._cost
         p = self.rating_w
+        lo, hi = LOW * self.configured_w, HIGH * self.configured_w
         fade = math.exp(-dt / _DELAY_TAU)
         best, best_cost = 0, math.inf
         for k, d in enumerate(hyp):
             d_frac = self._seen(d, 0) - self._seen(d, 1)
-            cost[k] = cost[k] * fade + abs(d_grid - p * d_frac)
+            # how far the reading moved outside what any plausible rating would give
+            # under this delay: independent of our estimate, which may be wrong yet
+            a, b = lo * d_frac, hi * d_frac
+            a, b = (a, b) if a <= b else (b, a)
+            miss = a - d_grid if d_grid < a else d_grid - b if d_grid > b else 0.0
+            cost[k] = cost[k] * fade + miss
             if cost[k] < best_cost - 1e-9:
                 best, best_cost = k, cost[k]
         d = hyp[best]
