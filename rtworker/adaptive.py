@@ -72,8 +72,10 @@ class AdaptiveController:
         self.ctl.update_params(self._effective(params))
 
     def step(self, grid_w: float, dt_s: float) -> float:
+        was_saturated = self.ctl.saturated
         fraction = self.ctl.step(grid_w, dt_s)
-        learned = self.estimator.step(grid_w, fraction, dt_s, self.ctl.saturated)
+        closing = was_saturated and not self.ctl.saturated
+        learned = self.estimator.step(grid_w, fraction, dt_s, self.ctl.saturated, closing)
         if self.learn and abs(learned - self.ctl.params.rating_w) > RETUNE * learned:
             self.ctl.update_params(dataclasses.replace(self.ctl.params, rating_w=learned))
         return fraction

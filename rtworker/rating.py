@@ -61,6 +61,7 @@ class RatingEstimator:
         n = 2 * self.max_delay + 3
         self._frac = [0.0] * n       # commanded fractions, newest first
         self._grid: float | None = None
+        self._older: float | None = None  # the reading before self._grid
         self._hyp = [0.5 * i for i in range(2 * self.max_delay + 1)]  # delay hypotheses
         self._cost = [0.0] * len(self._hyp)
         self._big = [False, False, False]   # unexplained change in the last two pairs
@@ -80,13 +81,18 @@ class RatingEstimator:
             self.max_delay = int(max_delay_samples)
             self._start_run()
 
-    def step(self, grid_w: float, fraction: float, dt_s: float, saturated: bool) -> float:
-        """One reading (W) and the fraction commanded after it; returns the estimate (W)."""
+    def step(self, grid_w: float, fraction: float, dt_s: float, saturated: bool,
+             closing: bool = False) -> float:
+        """One reading (W) and the fraction commanded after it; returns the estimate (W).
+        `closing`: this reading showed the load drawing again (the thermostat closed)."""
         frac = self._frac
         if not -1e9 < grid_w < 1e9 or not 0.0 <= fraction <= 1.0:
             return self.rating_w
         dt = dt_s if 1e-3 < dt_s < 3600.0 else 1.0
         self._clock_s += dt
+        if closing and self._older is not None:
+            self._closed(grid_w - self._older)
+        self._older = self._grid
         if saturated:
             self._quiet = QUIET_AFTER_SATURATION + self.max_delay
             self._pending = None
@@ -182,6 +188,28 @@ class RatingEstimator:
         if not suspect and not busy and abs(d_frac) >= min_move:
             self._pending = (d_grid, d_frac)
 
+    def _closed(self, jump_w: float) -> None:
+        """The thermostat closed: the reading rose by what the load draws at the fraction
+        held while it was open (two readings back, so a closing split over two intervals
+        counts whole; the command follows the surplus then, so it barely moved)."""
+        seen = self._frac[: self.max_delay + 1]
+        fraction = sum(seen) / len(seen)
+        if fraction < MIN_MOVE or max(seen) - min(seen) > 0.1 * fraction:
+            return
+        ratio = jump_w / fraction
+        if LOW * self.configured_w <= ratio <= HIGH * self.configured_w:
+            self._add(ratio, fraction)
+
+    def _add(self, ratio: float, weight: float) -> None:
+        self.ratios.append((ratio, min(1.0, weight)))
+        self._born.append(self._clock_s)
+        while len(self.ratios) > WINDOW or (len(self.ratios) > MIN_KEEP
+                                            and self._clock_s - self._born[0] > MAX_AGE_S):
+            del self.ratios[0]
+            del self._born[0]
+        self.observations += 1
+        self._update_target()
+
     def _judge(self, d_grid: float, d_frac: float, next_grid: float, next_frac: float,
                tolerance_w: float) -> None:
         """Take the ratio if the next pair agrees with it (a ramp or a new event would
@@ -190,14 +218,7 @@ class RatingEstimator:
         lo, hi = LOW * self.configured_w, HIGH * self.configured_w
         if not lo <= ratio <= hi or abs(next_grid - ratio * next_frac) > tolerance_w:
             return
-        self.ratios.append((ratio, min(1.0, abs(d_frac))))
-        self._born.append(self._clock_s)
-        while len(self.ratios) > WINDOW or (len(self.ratios) > MIN_KEEP
-                                            and self._clock_s - self._born[0] > MAX_AGE_S):
-            del self.ratios[0]
-            del self._born[0]
-        self.observations += 1
-        self._update_target()
+        self._add(ratio, abs(d_frac))
 
     def _update_target(self) -> None:
         """Weighted median of the ratios and the prior; confidence from the data's weight
