@@ -280,7 +280,7 @@ def test_output_always_within_0_and_1(params: ControlParams, data: list, change_
 
 
 @settings(max_examples=60, deadline=None)
-@given(surplus_w=st.floats(0, 1800), rating_error=st.floats(0.7, 1.35),
+@given(surplus_w=st.floats(0, 1800), rating_error=st.floats(0.5, 1.5),
        delay=st.sampled_from([0, 1]), lead=st.sampled_from([0.0, 1.0]))
 def test_converges_for_any_steady_surplus(surplus_w: float, rating_error: float, delay: int,
                                           lead: float) -> None:
