@@ -6,15 +6,18 @@ Why it looks like this: grid = P * seen_fraction - surplus, so a move of the fra
 shows as a change of the reading by P * dF, if the surplus stood still meanwhile. It often
 does not: the controller moves *because* the surplus moved, and a household step that lands
 inside a meter interval shows half in one reading and half in the next, i.e. in the same
-reading as our answer. So a pair of readings counts only if the reading before it did not
-start an unexplained change (the end of a split step would be in it), the load was not
-saturated (thermostat) around it and the move is well above the noise; the estimate is the
-weighted median of the last `WINDOW` such ratios with a prior at the configured rating, so
-coinciding steps and misjudged thermostat edges are outvoted rather than averaged in. The
-meter's delay (0..max_delay readings, half steps for meters that average across two
-intervals) is picked as the hypothesis under which the surplus looks smoothest. The value
-moves towards the median with a time constant and within 0.5-1.5x the configured rating.
-Nothing loops back: a ratio does not depend on the estimate, so the estimate cannot ring."""
+reading as our answer. So a pair of readings counts only if it follows neither a single
+unexplained change (the end of a split step would be in it) nor a run of more than two
+(clouds: the surplus moves with us), we are not chasing something, the load was not
+saturated around it, the move is well above the surplus's jitter, and the next pair agrees
+with the ratio. A thermostat closing counts as a clean move from 0 to the held fraction.
+The estimate is the weighted median of recent ratios with a prior at the configured rating,
+so coinciding steps and misjudged thermostat edges are outvoted rather than averaged in;
+old ratios age out (the mains voltage drifts). The meter's delay (0..max_delay readings,
+half steps for meters that average across two intervals) is the hypothesis that explains
+the readings with any plausible rating, so a wrong estimate cannot pick a wrong delay. The
+value follows the median with a time constant, within 0.5-1.5x the configured rating; a
+ratio does not depend on the estimate, so the estimate cannot ring."""
 
 from __future__ import annotations
 
