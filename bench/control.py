@@ -1,28 +1,33 @@
 """Control benchmark: our controller against the original project's law and a
 delay-limited oracle on the house simulator. Prints per-scenario energy losses and ratios,
-the targets, meter-rate and meter-delay rows, and a check over several seeds.
-Run: python bench/control.py [--seed N] [--seeds K]"""
+the targets, meter-rate and meter-delay rows, a check over several seeds, and the grid of
+heater rating errors x meter delays x meter intervals with mains drift and a cold start.
+Run: python bench/control.py [--seed N] [--seeds K] [--grid-only]"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
 from dataclasses import dataclass
 from itertools import pairwise
+from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vzdivert.config import SCHEMA  # noqa: E402
 from vzdivert.plant import SCENARIOS, House  # noqa: E402
-from vzdivert.rtworker.controller import Controller, ControlParams  # noqa: E402
+from vzdivert.rtworker.adaptive import AdaptiveController  # noqa: E402
+from vzdivert.rtworker.controller import ControlParams  # noqa: E402
 from vzdivert.rtworker.curves import ParametricCurve, make_curve  # noqa: E402
 
 RATING_W = 2000.0
 TARGET_W = 0.0
 LAWS = ("ours", "original", "oracle")
+GRID_LAWS = ("ours", "fixed", "original", "oracle")  # fixed: ours with learning off
 BENCH_SCENARIOS = ("load_steps", "cloud_ramps", "household", "thermostat", "low_surplus")
 SETTLE_BAND_W = {"load_steps": 30.0, "thermostat": 60.0}  # others are too noisy to say
 SETTLE_HOLD = 3  # readings the meter must stay inside the band
@@ -48,8 +53,10 @@ class Original:
 
 
 class Ours:
-    def __init__(self, actuator: str, params: ControlParams):
-        self.ctl = Controller(params)
+    """Our controller with the shipped defaults: it learns the rating unless learn=False."""
+
+    def __init__(self, actuator: str, params: ControlParams, learn: bool = True):
+        self.ctl = AdaptiveController(params, learn=learn)
         self.curve = make_curve(actuator)
 
     def duty(self, grid_w: float, dt_s: float, house: House) -> float:
@@ -76,6 +83,7 @@ class Result:
     ideal_wh: float
     settle: float | None   # mean readings from an event until settled
     ringing: int           # sign changes of the error beyond the band after events
+    learned: float | None = None  # ours: learned rating / true rating at the end
 
     @property
     def loss_wh(self) -> float:
@@ -93,22 +101,44 @@ def default_params() -> ControlParams:
 
 
 def run(scenario: str, actuator: str, law: str, dt_s: float = 1.0, delay: float = 1.0,
-        seed: int = 1, params: ControlParams | None = None) -> Result:
-    house = House(scenario, seed=seed, dt_s=dt_s, meter_delay_samples=delay,
-                  actuator=actuator, rating_w=RATING_W)
+        seed: int = 1, params: ControlParams | None = None, rating_error: float | None = None,
+        warmup_s: float = 0.0, count_s: float | None = None, duration_s: float | None = None,
+        mains_swing: float = 0.0) -> Result:
+    """One closed-loop run. Losses count from warmup_s for count_s (default: to the end);
+    duration_s overrides the scenario's; rating_error overrides its true/configured rating."""
+    sc = SCENARIOS[scenario]
+    total_s = duration_s or sc.duration_s
+    sc = dataclasses.replace(sc, duration_s=max(total_s, warmup_s + (count_s or 0.0)),
+                             mains_swing=mains_swing)
+    house = House(sc, seed=seed, dt_s=dt_s, meter_delay_samples=delay,
+                  actuator=actuator, rating_w=RATING_W, rating_error=rating_error)
     ctl = {"ours": lambda: Ours(actuator, params or default_params()),
+           "fixed": lambda: Ours(actuator, params or default_params(), learn=False),
            "original": lambda: Original(actuator), "oracle": lambda: Oracle(actuator)}[law]()
     grid_w = house.step(0.0)
     trace: list[tuple[float, float]] = []  # (t, reading minus what is achievable)
+    start = dataclasses.replace(house.tally, exported_wh=0.0, caused_import_wh=0.0,
+                                diverted_wh=0.0, ideal_wh=0.0) if warmup_s <= 0 else None
+    stop = None
+    end_s = warmup_s + count_s if count_s else math.inf
     while not house.finished:
+        if start is None and house.t_s >= warmup_s - 1e-9:
+            start = dataclasses.replace(house.tally)
+        if stop is None and house.t_s >= end_s - 1e-9:
+            stop = dataclasses.replace(house.tally)
         grid_w = house.step(ctl.duty(grid_w, dt_s, house))
         achievable = min(max(TARGET_W, -house.surplus_w), house.capacity_w - house.surplus_w)
         trace.append((house.t_s, grid_w - achievable))
-    tally = house.tally
+    stop = stop or house.tally
+    start = start or stop
     band = SETTLE_BAND_W.get(scenario)
-    settle, ringing = settling(trace, house.events_s, band) if band else (None, 0)
-    return Result(tally.exported_wh, tally.caused_import_wh, tally.diverted_wh,
-                  tally.ideal_wh, settle, ringing)
+    settle, ringing = settling(trace, house.events_s, band) if band and not warmup_s else \
+        (None, 0)
+    learned = ctl.ctl.rating_learned_w / house.rating_now_w if law == "ours" else None
+    return Result(stop.exported_wh - start.exported_wh,
+                  stop.caused_import_wh - start.caused_import_wh,
+                  stop.diverted_wh - start.diverted_wh, stop.ideal_wh - start.ideal_wh,
+                  settle, ringing, learned)
 
 
 def settling(trace: list[tuple[float, float]], events: list[float],
@@ -203,10 +233,93 @@ def seed_rows(seeds: int) -> None:
         print(f"| {seed} | {ratio:.3f} | {worst:.2f} |")
 
 
+GRID_FACTORS = (0.7, 1.0, 1.3)  # heater actual / configured rating
+GRID_WARMUP_S = 600.0  # the grid counts 900 s after ten minutes of operation
+COLD_COUNT_S = 600.0   # a cold start counts its first ten minutes
+DRIFT_S = 3600.0       # mains voltage +-10 % over an hour
+
+
+def _ratio(ours_wh: float, original_wh: float) -> float:
+    """ours/original; both (almost) nothing counts as equal (heater at 100 % throughout)."""
+    if original_wh < 1e-3:
+        return 1.0 if ours_wh < 1e-3 else math.inf
+    return ours_wh / original_wh
+
+
+def _grid_run(task: tuple) -> tuple[tuple, Result]:
+    key, kwargs = task
+    return key, run(**kwargs)
+
+
+def _cells(seed: int) -> list[tuple[str, tuple, dict]]:
+    """(row kind, row key, run kwargs without scenario/actuator/law) for every grid row."""
+    rows = []
+    for factor in GRID_FACTORS:
+        for delay in (0, 1):
+            for dt_s in (1.0, 2.0):
+                rows.append(("grid", (factor, delay, dt_s), dict(
+                    rating_error=factor, delay=delay, dt_s=dt_s, seed=seed,
+                    warmup_s=GRID_WARMUP_S, count_s=900.0)))
+    for factor in GRID_FACTORS:
+        rows.append(("cold", (factor, 1, 1.0), dict(
+            rating_error=factor, delay=1, dt_s=1.0, seed=seed, count_s=COLD_COUNT_S,
+            duration_s=900.0)))
+        rows.append(("drift", (factor, 1, 1.0), dict(
+            rating_error=factor, delay=1, dt_s=1.0, seed=seed, duration_s=DRIFT_S,
+            mains_swing=0.1)))
+    return rows
+
+
+def grid(seed: int, workers: int = 2) -> bool:
+    """Every cell: loss above the oracle as a fraction of the original's (ours, and ours
+    with learning off), the worst scenario x curve against the original, and the learned
+    rating against the truth at the end (after 25 min in the grid, 15 min from a cold
+    start, 60 min under drift). Returns whether every target was met."""
+    rows = _cells(seed)
+    tasks = [((kind, key, sc, act, law), dict(kw, scenario=sc, actuator=act, law=law))
+             for kind, key, kw in rows for sc in BENCH_SCENARIOS for act in ("linear", "pfc")
+             for law in GRID_LAWS]
+    tasks.sort(key=lambda t: -(t[1].get("duration_s") or 0))  # long runs first
+    with Pool(workers) as pool:
+        results = dict(pool.map(_grid_run, tasks, chunksize=4))
+    print(f"\nGrid (seed {seed}): heater actual/configured x meter delay x interval, all "
+          "five scenarios x both curves per cell; `above oracle` = (loss - oracle's) / "
+          "(original's loss - oracle's); `fixed` = ours with learn_rating off; learned = "
+          "learned rating / true rating at the end of each run (min-max).\n")
+    print("| run | actual/configured | delay | interval | ours above oracle | fixed above "
+          "oracle | worst ours/original | scenarios worse than original | learned/true |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    ok = True
+    for kind, key, _ in rows:
+        sums = dict.fromkeys(GRID_LAWS, 0.0)
+        worst, worse, learned = 0.0, [], []
+        for sc in BENCH_SCENARIOS:
+            for act in ("linear", "pfc"):
+                res = {law: results[(kind, key, sc, act, law)] for law in GRID_LAWS}
+                for law in GRID_LAWS:
+                    sums[law] += res[law].loss_wh
+                ratio = _ratio(res["ours"].loss_wh, res["original"].loss_wh)
+                worst = max(worst, ratio)
+                if ratio > 1.0:
+                    worse.append(f"{sc}/{act} {ratio:.2f}")
+                learned.append(res["ours"].learned)
+        base = sums["original"] - sums["oracle"]
+        ours = (sums["ours"] - sums["oracle"]) / base
+        fixed = (sums["fixed"] - sums["oracle"]) / base
+        ok = ok and ours <= 0.25 and not worse
+        factor, delay, dt_s = key
+        print(f"| {kind} | {factor:g} | {delay} | {dt_s:g} s | {ours:.3f} | {fixed:.3f} | "
+              f"{worst:.2f} | {', '.join(worse) or 'none'} | "
+              f"{min(learned):.3f}-{max(learned):.3f} |")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seed", type=int, default=1, help="seed of the main table")
     ap.add_argument("--seeds", type=int, default=7, help="check the targets on seeds 1..K")
+    ap.add_argument("--grid-only", action="store_true", help="only the rating/delay grid")
+    ap.add_argument("--workers", type=int, default=2, help="processes for the grid")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override one of our control settings, e.g. ramp_lead=0")
     args = ap.parse_args(argv)
@@ -220,10 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Control bench: rating {RATING_W:g} W (configured), target {TARGET_W:g} W, meter "
           f"every 1 s with 1 reading of delay, seed {args.seed}; energies in Wh over "
           f"{duration_s:g} s per scenario; our settings: {default_params()}.\n")
-    table(args.seed)
-    rate_rows(args.seed)
-    if args.seeds:
-        seed_rows(args.seeds)
+    if not args.grid_only:
+        table(args.seed)
+        rate_rows(args.seed)
+        if args.seeds:
+            seed_rows(args.seeds)
+    met = grid(args.seed, args.workers)
+    print(f"\nGrid targets (every cell <= 0.25 above the oracle, no scenario worse than the "
+          f"original): {'met' if met else 'MISSED'}")
     print(f"\n(ran in {time.perf_counter() - t0:.0f} s)")
     return 0
 

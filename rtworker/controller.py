@@ -253,7 +253,7 @@ class Controller:
         pred_lo, pred_hi = ref - (hi_cmd - self._ref_lo), ref - (lo_cmd - self._ref_hi)
         miss_on = pred_lo - s_off if s_off < pred_lo else s_off - pred_hi if s_off > pred_hi \
             else 0.0
-        alive = miss_on < abs(s_off - ref)
+        alive = miss_on < 2.0 * abs(s_off - ref)  # a load drawing 0.5x its rating is alive
         if alive == self.saturated:
             self.saturated = not alive
             self._probe_left = 0

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from vzdivert.output import PWM_NAME
-from vzdivert.rtworker.controller import Controller, params_from_config
+from vzdivert.rtworker.adaptive import AdaptiveController
+from vzdivert.rtworker.controller import params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
 from vzdivert.rtworker.stats import LoopStats
@@ -68,7 +69,8 @@ class WorkerCore:
 
     def __init__(self, cfg: Any, energy: EnergySink, now: float):
         self.cfg = cfg
-        self.controller = Controller(params_from_config(cfg))
+        self.controller = AdaptiveController(params_from_config(cfg),
+                                             learn=cfg.load.learn_rating)
         self.curve = curve_from_config(cfg)
         self.energy = energy
         self.stats = LoopStats()
@@ -217,7 +219,7 @@ class WorkerCore:
         if mode == PAUSE:
             self.holds.put(PWM_NAME, Hold(PAUSE, 0.0, until, "paused"))
         elif mode == BOOST and not full:
-            duty = self.curve.duty(power_w / rating)
+            duty = self.curve.duty(min(1.0, power_w / self.controller.rating_w))  # learned
             self.holds.put(PWM_NAME, Hold(BOOST, duty, until, f"boost at {power_w:.0f} W"))
         self._full_power(mode if full else "", until)
 
@@ -311,7 +313,7 @@ class WorkerCore:
         """Modelled load power; 0 while the load is seen not to draw (thermostat open)."""
         if self.controller.saturated:
             return 0.0
-        return self.curve.power_fraction(self.duty) * self.cfg.load.rating_w
+        return self.curve.power_fraction(self.duty) * self.controller.rating_w
 
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
@@ -319,7 +321,7 @@ class WorkerCore:
         params = params_from_config(cfg)
         if self.full_kind:
             params = replace(params, target_w=FULL_POWER_TARGET_W)
-        self.controller.update_params(params)
+        self.controller.update_params(params, learn=cfg.load.learn_rating)
         self.tank.limits = limits_from_config(cfg)
 
     def mode(self) -> str:
@@ -341,4 +343,7 @@ class WorkerCore:
             "reading_age_s": now - self.last_reading_mono,
             "hold_reason": self.held, "tank_c": self.tank.tank_c,
             "tank_age_s": self.tank.age_s(now),
+            "rating_learned_w": round(self.controller.rating_learned_w, 1),
+            "rating_confidence": round(self.controller.confidence, 3),
+            "rating_used_w": round(self.controller.rating_w, 1),
         }

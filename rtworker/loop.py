@@ -18,6 +18,7 @@ from vzdivert.output import FrequencyUnsupported, OutputSet
 from vzdivert.rtworker.core import Plan, Refused, WorkerCore
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.energy import EnergyCounter
+from vzdivert.rtworker.rating_store import RatingStore
 
 log = logging.getLogger("vzdivert.rtworker")
 
@@ -30,6 +31,7 @@ class Worker:
         self.outputs = outputs
         self.energy = EnergyCounter(cfg.state.dir)
         self.core = WorkerCore(cfg, self.energy, time.monotonic())
+        self.rating_store = RatingStore(cfg.state.dir, self.core.controller.estimator)
         self.realtime = realtime or {}
         self.readings = bus.subscribe(ctx, runtime_dir, "readings", conflate=True)
         self.commands = bus.bind(ctx, runtime_dir, "rtworker")
@@ -72,6 +74,7 @@ class Worker:
                 self.next_readback = now + READBACK_EVERY_S
                 self.check_readback(now)
             self.energy.tick(now)
+            self.rating_store.tick(now)
 
     def on_reading(self, msg: dict[str, Any]) -> None:
         t0 = time.perf_counter_ns()
@@ -117,6 +120,7 @@ class Worker:
         self.running = False
         self.apply(self.core.shutdown(reason, time.monotonic()))
         self.energy.save()
+        self.rating_store.save()
         self.publish()
 
     # -- bus ------------------------------------------------------------------------------

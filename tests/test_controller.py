@@ -15,24 +15,26 @@ from hypothesis import strategies as st
 
 from vzdivert.config import validate
 from vzdivert.plant import House, Scenario
+from vzdivert.rtworker.adaptive import AdaptiveController
 from vzdivert.rtworker.controller import Controller, ControlParams, params_from_config
 from vzdivert.rtworker.curves import make_curve
 
 SETTLE_SAMPLES = 5        # after a step with the true rating: within SETTLE_BAND_W by then
-SETTLE_SAMPLES_RATED = 10  # ... with the rating off by -20 % .. +25 %
+SETTLE_SAMPLES_RATED = 10  # ... with the rating off by -30 % .. +30 %
 SETTLE_BAND_W = 20.0
 
-STEPS = Scenario("steps", "quiet house, load steps", duration_s=160, pv_w=1800, base_w=300,
+STEPS = Scenario("steps", "quiet house, load steps", duration_s=160, pv_w=1700, base_w=300,
                  steps=((0, 0), (40.3, 900), (80.6, 0), (120.2, 500)), meter_noise_w=0)
 
 
 def run(scenario: Scenario, actuator: str = "pfc", delay: float = 1.0, dt_s: float = 1.0,
         rating_error: float = 1.0, params: ControlParams | None = None, seed: int = 1
         ) -> tuple[list[tuple[float, float, float, bool]], House]:
-    """Closed loop: [(t, reading, heater_w, saturated)] per sample, and the house."""
+    """Closed loop with the worker's controller (learning the rating): [(t, reading,
+    heater_w, saturated)] per sample, and the house."""
     house = House(scenario, seed=seed, dt_s=dt_s, meter_delay_samples=delay,
                   actuator=actuator, rating_w=2000, rating_error=rating_error)
-    ctl = Controller(params or ControlParams())
+    ctl = AdaptiveController(params or ControlParams())
     curve = make_curve(actuator)
     grid_w, out = house.step(0.0), []
     while not house.finished:
@@ -48,7 +50,7 @@ def after(trace: list, t0: float, t1: float) -> list[float]:
 @pytest.mark.parametrize("actuator", ["linear", "pfc"])
 @pytest.mark.parametrize("delay", [0, 1])
 @pytest.mark.parametrize("rating_error, samples", [
-    (1.0, SETTLE_SAMPLES), (0.8, SETTLE_SAMPLES_RATED), (1.25, SETTLE_SAMPLES_RATED)])
+    (1.0, SETTLE_SAMPLES), (0.7, SETTLE_SAMPLES_RATED), (1.3, SETTLE_SAMPLES_RATED)])
 def test_converges_after_load_steps(actuator: str, delay: int, rating_error: float,
                                     samples: int) -> None:
     trace, house = run(STEPS, actuator, delay, rating_error=rating_error)
@@ -62,14 +64,18 @@ def test_converges_after_load_steps(actuator: str, delay: int, rating_error: flo
 
 
 @pytest.mark.parametrize("delay", [0, 0.5, 1])
-def test_step_response_does_not_ring(delay: float) -> None:
+@pytest.mark.parametrize("gain_error", [0.7, 1.0, 1.3])
+def test_step_response_does_not_ring(delay: float, gain_error: float) -> None:
     """With the true rating the correction is monotone: the error never changes sign by
-    more than the band after a step (no overshoot, no hunting)."""
-    trace, house = run(STEPS, "pfc", delay)
+    more than the band after a step (no overshoot, no hunting); with the rating 30 % off
+    the first overshoot of a step is at most 30 %."""
+    trace, house = run(STEPS, "pfc", delay, rating_error=gain_error)
     for t_event, t_next in pairwise([*house.events_s, STEPS.duration_s]):
         readings = after(trace, t_event, t_next)
-        sign = math.copysign(1.0, next(y for y in readings if abs(y) > SETTLE_BAND_W))
-        assert all(sign * y >= -SETTLE_BAND_W for y in readings), readings
+        first = next(y for y in readings if abs(y) > SETTLE_BAND_W)
+        step_w = max(abs(y) for y in readings)
+        overshoot = SETTLE_BAND_W + max(0.0, gain_error - 1.0) * step_w
+        assert all(math.copysign(1.0, first) * y >= -overshoot for y in readings), readings
 
 
 THERMOSTAT = Scenario("thermo", "steady 800 W surplus, thermostat cycles", duration_s=400,
@@ -79,8 +85,10 @@ THERMOSTAT = Scenario("thermo", "steady 800 W surplus, thermostat cycles", durat
 
 @pytest.mark.parametrize("actuator", ["linear", "pfc"])
 @pytest.mark.parametrize("delay", [0, 1])
-def test_thermostat_open_and_close_without_burst(actuator: str, delay: int) -> None:
-    trace, house = run(THERMOSTAT, actuator, delay)
+@pytest.mark.parametrize("gain_error", [0.7, 1.0, 1.3])
+def test_thermostat_open_and_close_without_burst(actuator: str, delay: int,
+                                                 gain_error: float) -> None:
+    trace, house = run(THERMOSTAT, actuator, delay, rating_error=gain_error)
     opened, closed = house.events_s[0::2], house.events_s[1::2]
     assert len(opened) >= 2 and len(closed) >= 2
     for t_open, t_close in zip(opened, closed, strict=False):
@@ -90,7 +98,10 @@ def test_thermostat_open_and_close_without_burst(actuator: str, delay: int) -> N
         # the load comes back at the surplus: no import burst, at most a partial sample
         assert max(readings) <= 100.0, readings
         assert not any(sat for t, _, _, sat in trace if t_close + 4 < t <= t_close + 20)
-    assert house.tally.caused_import_wh < 0.1  # the original's law: ~1 Wh here
+    # the original's law: ~1 Wh here; the first 10 s (the first move meets a rating not
+    # learned yet: 30 % too much for two readings) do not count
+    import_wh = sum(max(0.0, y) for t, y, _, _ in trace if t > 10.0) / 3600.0
+    assert import_wh < 0.1
 
 
 def test_thermostat_opening_at_full_power_is_probed() -> None:
@@ -269,7 +280,7 @@ def test_output_always_within_0_and_1(params: ControlParams, data: list, change_
 
 
 @settings(max_examples=60, deadline=None)
-@given(surplus_w=st.floats(0, 1800), rating_error=st.floats(0.7, 1.35),
+@given(surplus_w=st.floats(0, 1800), rating_error=st.floats(0.5, 1.5),
        delay=st.sampled_from([0, 1]), lead=st.sampled_from([0.0, 1.0]))
 def test_converges_for_any_steady_surplus(surplus_w: float, rating_error: float, delay: int,
                                           lead: float) -> None:

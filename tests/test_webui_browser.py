@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -101,6 +102,8 @@ def test_dashboard_updates_live(browser: Browser,
     # diverted power shows until the loop sees the load not react (this meter ignores the
     # output, so "saturated" follows within seconds): the chart keeps the moment it did
     poll_js(page, "chart.data[2].some((w) => w > 0)", "diverted power in the chart")
+    # the learned rating (this fake meter never answers our moves: it stays the configured)
+    expect(page.locator("#v-rating")).to_have_text(re.compile(r"^[\d,.\u202f\u00a0]+$"))
     expect(page.locator('[data-proc="rtworker"]')).to_contain_text("running")
     poll_js(page, "chart.data[0].length >= 3", "1 s samples pushed to the chart")
     n = page.evaluate("chart.data[0].length")

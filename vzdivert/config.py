@@ -298,6 +298,10 @@ SCHEMA: tuple[Key, ...] = (
         "Calibration points [[duty, fraction], ...] for curve = table (duty rising, fraction "
         "not falling, both 0..1); `vzdivert calibrate` writes them.",
         tunable=True, check=_curve_points_check),
+    Key("load", "learn_rating", bool, True,
+        "Learn what the load really draws at full output (0.5-1.5x rating_w) from the "
+        "controller's own moves, and control and count energy with that; the estimate "
+        "starts afresh when rating_w changes. false: use rating_w as it is.", tunable=True),
     Key("control", "target_w", float, 0.0,
         "Grid power setpoint; negative allows some export, positive some import.",
         min=-100_000, max=100_000, unit="W", tunable=True),

@@ -45,6 +45,8 @@ class Scenario:
     thermostat_closed_s: float = 0.0  # heater thermostat cycle; 0 = never opens
     thermostat_open_s: float = 60.0
     rating_error: float = 1.0         # true heater rating / configured rating
+    mains_swing: float = 0.0          # mains voltage drifts sinusoidally by this fraction ...
+    mains_period_s: float = 3600.0    # ... over this period (power goes with its square)
     meter_noise_w: float = 1.0        # meter resolution and noise (std dev)
 
 
@@ -169,13 +171,14 @@ class House:
     def step(self, duty: float) -> float:
         """Run one meter interval at `duty` (0..1); return the meter's reading (W)."""
         self.duty = 0.0 if duty <= 0.0 else 1.0 if duty >= 1.0 else duty
-        heater_full_w = self.true_rating_w * actuator_fraction(self.actuator, self.duty)
+        rating_w = self.rating_now_w
+        heater_full_w = rating_w * actuator_fraction(self.actuator, self.duty)
         h_wh = SUBSTEP_S / 3600.0
         tally = self.tally
         for _ in range(self.substeps):
             self._advance()
             surplus = self._surplus_now
-            cap = self.true_rating_w if self.thermostat_closed else 0.0
+            cap = rating_w if self.thermostat_closed else 0.0
             heater = heater_full_w if self.thermostat_closed else 0.0
             grid = heater - surplus
             grid_off = -surplus
@@ -205,9 +208,18 @@ class House:
         """What the heater could draw (0 while its thermostat is open), same interval."""
         return self._cap.mean()
 
+    @property
+    def rating_now_w(self) -> float:
+        """What the heater draws at full output now (the mains voltage may drift)."""
+        sc = self.scenario
+        if not sc.mains_swing:
+            return self.true_rating_w
+        v = 1.0 + sc.mains_swing * math.sin(2 * math.pi * self.t_s / sc.mains_period_s)
+        return self.true_rating_w * v * v
+
     def duty_for(self, power_w: float) -> float:
         """The duty at which this heater really draws `power_w` (for the oracle)."""
-        frac = max(0.0, min(1.0, power_w / self.true_rating_w))
+        frac = max(0.0, min(1.0, power_w / self.rating_now_w))
         if self.actuator == "linear":
             return frac
         lo, hi = 0.0, 1.0

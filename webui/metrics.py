@@ -84,6 +84,11 @@ class FeedCollector:
         yield from _gauge("vzdivert_saturated",
                           "1 while more duty would change nothing (load off or at full)",
                           s.get("saturated"))
+        yield from _gauge("vzdivert_rating_learned_watts",
+                          "What the load is learned to draw at full output",
+                          s.get("rating_learned_w"))
+        yield from _gauge("vzdivert_rating_confidence",
+                          "Confidence in the learned rating (0..1)", s.get("rating_confidence"))
         yield from _gauge("vzdivert_reading_age_seconds",
                           "Time since the last reading reached the controller",
                           s.get("reading_age_s"))

@@ -60,6 +60,8 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
         "saturated": bool(state.get("saturated", False)),
         "error": state.get("error", ""),
         "reading_age_s": state.get("reading_age_s"),
+        "rating_learned_w": state.get("rating_learned_w"),
+        "rating_confidence": state.get("rating_confidence"),
         "loop": state.get("loop"),
         "state_age_s": _round(state_age_s),
         "processes": health.get("processes", {}),

@@ -88,7 +88,16 @@ function renderState(s) {
     : s.grid_w < 0 ? "grid.exporting" : s.grid_w > 0 ? "grid.importing" : "grid.balanced");
   $("#v-power").textContent = fmtW(s.power_w);
   const rating = s.settings && s.settings.rating_w;
-  $("#v-power-sub").textContent = rating ? t("power.of_load", { w: fmtW(rating) }) : "";
+  const learned = s.rating_learned_w;
+  $("#v-power-sub").textContent = !rating ? ""
+    : learned && Math.abs(learned - rating) >= 0.5 && s.settings.learn_rating !== false
+      ? t("power.of_load_learned", { w: fmtW(learned), set: fmtW(rating) })
+      : t("power.of_load", { w: fmtW(rating) });
+  $("#v-rating").textContent = learned ? fmtW(learned) : "–";
+  $("#v-rating-sub").textContent = s.rating_confidence === undefined || s.rating_confidence === null
+    ? t("rating.full_output")
+    : s.settings && s.settings.learn_rating === false ? t("rating.learning_off")
+    : t("rating.confidence", { pct: Math.round(s.rating_confidence * 100) });
   $("#v-duty").textContent = nf1.format((s.duty || 0) * 100);
   $("#v-duty-sub").textContent = s.settings && s.settings.curve ? t("duty.curve", { curve: s.settings.curve }) : "";
   $("#v-target").textContent = fmtW(s.target_w);

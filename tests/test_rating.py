@@ -1,0 +1,172 @@
+"""The rating estimator as a pure unit (convergence with noise and household steps that
+coincide with our moves, holding during saturation, bounds, reset on a new configured
+rating, a restart through its store) and wired into the worker's core."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vzdivert.config import validate
+from vzdivert.rtworker.adaptive import AdaptiveController
+from vzdivert.rtworker.controller import ControlParams
+from vzdivert.rtworker.core import WorkerCore
+from vzdivert.rtworker.rating import RatingEstimator
+from vzdivert.rtworker.rating_store import RatingStore
+
+CONFIGURED_W = 2000.0
+
+
+class Plant:
+    """A heater of `true_w` behind a meter that averages each 1 s interval and reports
+    `delay` readings late; household steps land anywhere inside an interval (so a step
+    shows split over two readings, one of them together with our answer); noise."""
+
+    def __init__(self, true_w: float, delay: int, seed: int = 1, noise_w: float = 15.0,
+                 step_every: int = 12) -> None:
+        self.true_w, self.delay, self.noise_w = true_w, delay, noise_w
+        self.rng = random.Random(seed)
+        self.surplus_w = 1200.0
+        self.step_every = step_every
+        self.k = 0
+        self.heater = [0.0] * delay
+
+    def reading(self, fraction: float) -> float:
+        """Hold `fraction` for one interval; the reading the meter gives for it."""
+        self.k += 1
+        before = self.surplus_w
+        share = 1.0
+        if self.k % self.step_every == 0:  # a step at a random point of this interval
+            self.surplus_w = min(3000.0, max(200.0, before + self.rng.choice(
+                [-900, -600, -400, 400, 600, 900])))
+            share = self.rng.random()
+        mean_surplus = before + share * (self.surplus_w - before)
+        self.heater.append(self.true_w * fraction)
+        heater = self.heater.pop(0)
+        return heater - mean_surplus + self.rng.gauss(0.0, self.noise_w)
+
+
+def close_loop(ctl: AdaptiveController, plant: Plant, readings: int) -> None:
+    grid_w = plant.reading(0.0)
+    for _ in range(readings):
+        grid_w = plant.reading(ctl.step(grid_w, 1.0))
+
+
+@pytest.mark.parametrize("delay", [0, 1])
+@pytest.mark.parametrize("truth", [0.6, 0.7, 1.0, 1.3, 1.45])
+def test_converges_with_noise_and_coinciding_steps(truth: float, delay: int) -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    close_loop(ctl, Plant(truth * CONFIGURED_W, delay), 600)  # 10 min, ~50 steps
+    assert ctl.rating_learned_w == pytest.approx(truth * CONFIGURED_W, rel=0.03)
+    assert ctl.confidence > 0.25
+    assert ctl.rating_w == pytest.approx(ctl.rating_learned_w, rel=0.003)  # in use
+
+
+def test_learning_off_keeps_the_configured_rating() -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W), learn=False)
+    close_loop(ctl, Plant(1.3 * CONFIGURED_W, 1), 300)
+    assert ctl.rating_w == CONFIGURED_W
+    assert ctl.rating_learned_w == pytest.approx(1.3 * CONFIGURED_W, rel=0.03)  # shown
+
+
+def test_holds_while_saturated() -> None:
+    """A thermostat that is open makes our moves invisible: nothing is learned from them,
+    nor from the readings right after it closes."""
+    est = RatingEstimator(CONFIGURED_W)
+    rng = random.Random(2)
+    for k in range(300):
+        fraction = rng.random()
+        est.step(-800.0 + rng.gauss(0, 5), fraction, 1.0, saturated=k < 299)
+    assert est.observations == 0 and est.rating_w == CONFIGURED_W
+    assert est.confidence == 0.0
+
+
+def test_thermostat_cycles_do_not_pull_the_estimate() -> None:
+    """The closed loop on a plant whose heater sometimes draws nothing: the moves that
+    meet an open thermostat before it is detected are outvoted."""
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    plant = Plant(1.2 * CONFIGURED_W, 1, seed=3)
+    grid_w = plant.reading(0.0)
+    true_w = plant.true_w
+    for k in range(900):
+        plant.true_w = 0.0 if (k % 90) >= 60 else true_w  # open 30 s of every 90 s
+        grid_w = plant.reading(ctl.step(grid_w, 1.0))
+    assert ctl.rating_learned_w == pytest.approx(true_w, rel=0.05)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.lists(st.tuples(
+    st.one_of(st.floats(-1e5, 1e5), st.sampled_from([math.nan, math.inf, -math.inf])),
+    st.floats(0.0, 1.0), st.sampled_from([0.0, 0.5, 1.0, 2.0, math.nan]), st.booleans()),
+    min_size=1, max_size=120), delay=st.integers(0, 3))
+def test_never_leaves_its_bounds(data: list, delay: int) -> None:
+    est = RatingEstimator(CONFIGURED_W, delay)
+    for grid_w, fraction, dt_s, saturated in data:
+        rating = est.step(grid_w, fraction, dt_s, saturated)
+        assert 0.5 * CONFIGURED_W <= rating <= 1.5 * CONFIGURED_W
+        assert 0.0 <= est.confidence <= 1.0
+
+
+def test_resets_when_the_user_changes_the_rating() -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    close_loop(ctl, Plant(1.3 * CONFIGURED_W, 1), 400)
+    assert ctl.rating_learned_w > 1.2 * CONFIGURED_W
+    ctl.update_params(ControlParams(rating_w=2600.0))
+    assert ctl.rating_learned_w == 2600.0 and ctl.rating_w == 2600.0
+    assert ctl.confidence == 0.0 and not ctl.estimator.ratios
+    ctl.update_params(ControlParams(rating_w=2600.0, target_w=-20))  # other keys: kept
+    assert ctl.rating_learned_w == 2600.0
+
+
+def test_survives_a_restart(tmp_path) -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    close_loop(ctl, Plant(0.7 * CONFIGURED_W, 1), 400)
+    store = RatingStore(tmp_path, ctl.estimator, save_every_s=60.0)
+    store.tick(100.0)  # new data since the start: saved
+    learned = ctl.rating_learned_w
+    saved = json.loads((tmp_path / "rating-load.json").read_text())
+    assert saved["configured_w"] == CONFIGURED_W and saved["ratios"]
+
+    again = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    RatingStore(tmp_path, again.estimator)
+    assert again.rating_learned_w == pytest.approx(learned, rel=0.01)
+    assert again.confidence == pytest.approx(ctl.confidence, abs=0.01)
+    grid_w = -1000.0
+    again.step(grid_w, 1.0)  # the controller takes it at its first step
+    assert again.rating_w == pytest.approx(learned, rel=0.01)
+
+    other = AdaptiveController(ControlParams(rating_w=3000.0))  # rating changed meanwhile
+    RatingStore(tmp_path, other.estimator)
+    assert other.rating_learned_w == 3000.0 and not other.estimator.ratios
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"configured_w": 2000, "rating_w": 9e9, '
+                                     '"ratios": []}', '{"configured_w": "x"}', "[]"])
+def test_a_bad_file_means_learning_afresh(tmp_path, content: str) -> None:
+    (tmp_path / "rating-load.json").write_text(content)
+    est = RatingEstimator(CONFIGURED_W)
+    RatingStore(tmp_path, est)
+    assert est.rating_w == CONFIGURED_W and not est.ratios
+
+
+def test_core_controls_and_counts_with_the_learned_rating() -> None:
+    cfg = validate({"load": {"rating_w": CONFIGURED_W}})
+    core = WorkerCore(cfg, energy=type("Sink", (), {"add": lambda *a: None})(), now=0.0)
+    plant = Plant(1.3 * CONFIGURED_W, 1)
+    grid_w = plant.reading(0.0)
+    for k in range(1, 600):
+        core.on_reading(grid_w, 1e9 + k, 1e9 + k, float(k))
+        grid_w = plant.reading(core.fraction)
+    state = core.state(600.0)
+    assert state["rating_learned_w"] == pytest.approx(1.3 * CONFIGURED_W, rel=0.03)
+    assert state["rating_confidence"] > 0.5
+    if not core.controller.saturated:
+        assert state["power_w"] == pytest.approx(core.fraction * state["rating_learned_w"],
+                                                 rel=0.01)
+    core.configure(cfg.with_settings({"learn_rating": False}), core.curve)
+    assert core.state(601.0)["rating_used_w"] == CONFIGURED_W
