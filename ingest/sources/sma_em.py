@@ -32,7 +32,7 @@ def parse_datagram(data: bytes) -> tuple[int, float]:
         if tag == TAG_END and length == 0:
             break
         if tag == TAG_DATA:
-            if len(body) < 12 or len(body) < length:
+            if len(body) < 12:  # (meters disagree on what the length counts: not checked)
                 raise PayloadError("bad_datagram", "truncated data block")
             protocol, _susy, serial = struct.unpack_from(">HHI", body, 0)
             if protocol != PROTOCOL_EM:

@@ -40,12 +40,12 @@ def number(value: Any, what: str) -> float:
 def extract(payload: bytes, json_path: str = "", time_path: str = "") -> tuple[float, float | None]:
     """(value, timestamp in epoch seconds or None) from a payload; raises PayloadError."""
     if not json_path:
-        text = payload.strip()
         try:
-            return number(float(text), "payload"), None
+            value = float(payload.strip())
         except (ValueError, UnicodeDecodeError):
             raise PayloadError("not_numeric",
                                f"payload is not a number: {payload[:40]!r}") from None
+        return number(value, "payload"), None
     try:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
