@@ -90,7 +90,7 @@ class MeterServer:
         self.path, self.payload = DEVICES[device]
         self.grid_w, self.mode, self.slow_s = grid_w, "ok", 2.0
         self.requests = 0
-        self.served_ns: list[int] = []  # perf_counter_ns after each good answer was written
+        self.served_ns: list[int] = []  # perf_counter_ns as each good answer is sent
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,8 +106,9 @@ class MeterServer:
                     return self.answer(500, b'{"code":-105,"message":"Internal error"}')
                 if owner.mode == "garbage":
                     return self.answer(200, b"<html>Tasmota web UI</html>")
-                self.answer(200, json.dumps(owner.payload(owner.grid_w)).encode())
-                owner.served_ns.append(time.perf_counter_ns())
+                body = json.dumps(owner.payload(owner.grid_w)).encode()
+                owner.served_ns.append(time.perf_counter_ns())  # just before it leaves
+                self.answer(200, body)
 
             def answer(self, status: int, body: bytes) -> None:
                 self.send_response(status)
