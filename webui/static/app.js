@@ -135,7 +135,25 @@ function renderIngest(ing, s) {
   if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
     facts.push(["Forwarded", `${ing.forwarded} (dropped ${ing.forward_dropped}, failed ${ing.forward_failed})`]);
   }
+  if (ing.problem) facts.push(["Last problem", ing.problem]);
   $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
+  renderChannels(ing.channels || {});
+}
+
+function renderChannels(channels) {
+  const rows = Object.entries(channels).map(([name, c]) => {
+    const rejects = Object.entries(c.rejects || {});
+    const role = c.role && c.role !== "grid" ? ` (${c.role})` : "";
+    return el("tr", { "data-channel": name },
+      el("td", { text: name + role }),
+      el("td", { text: c.source || "influx" }),
+      el("td", { text: typeof c.value === "number" ? nf1.format(c.value) : "–" }),
+      el("td", { text: fmtAge(c.age_s) }),
+      el("td", { class: "narrow-hide", text: rejects.length ? rejects.map(([k, v]) => `${k}: ${v}`).join(", ") : "0" }),
+      el("td", { class: "wrap", text: c.error || "–" }));
+  });
+  $("#channels").hidden = rows.length === 0;
+  $("#channels tbody").replaceChildren(...rows);
 }
 
 /* ---------- chart ---------- */
