@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     channels = Channels(specs_from_config(cfg), cfg.watchdog.stale_after_s,
                         ing.clock_skew_s, ing.clock_far_past_s,
                         battery=BatteryPolicy(b.policy, b.heater_first_above_soc_pct,
-                                              b.charge_reserve_w, b.soc_hysteresis_pct))
+                                              b.charge_reserve_w, b.soc_hysteresis_pct,
+                                              b.give_back_w))
     forward = None
     if ing.forward_url:
         forward = Forwarder(ing.forward_url, stats, ing.forward_token, ing.forward_username,

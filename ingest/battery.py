@@ -2,9 +2,15 @@
 or heater first above a state of charge (the battery's charging power above a reserve counts
 as surplus). Discharge always counts as import, so the heater never drains the battery.
 
-Why the sum is stable beside a battery inverter that also regulates to zero: the reading we
-control on is ``grid - charge``, and the inverter moves power between those two terms only,
-so its moves cancel out of our input; it sees our heater as one more load and follows it."""
+Who moves first, beside a battery inverter that also regulates to zero (bench/battery.py):
+- heater first: we control on ``grid - charge``; the inverter moves power between those two
+  terms only, so its moves cancel out of our input, and it follows our heater as one more
+  load. Nothing to fight over.
+- battery first: we react to export faster than most inverters, so on every cloud edge the
+  heater would grab surplus the battery was about to take, and a battery content at 0 W
+  never takes it back. While the battery charges, ``give_back_w`` therefore counts as
+  import: the heater yields to the battery until the battery stops taking more (full, or
+  at its power limit, when the export that remains is the heater's again)."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ class BatteryPolicy:
     heater_first_above_soc_pct: float = 80.0
     charge_reserve_w: float = 0.0
     soc_hysteresis_pct: float = 2.0
+    give_back_w: float = 50.0
 
 
 class BatteryView:
@@ -43,5 +50,7 @@ class BatteryView:
                 self.heater_first = False
         else:
             self.heater_first = False  # no SoC (or battery first): never take its charge
-        credit_w = max(0.0, battery_w - p.charge_reserve_w) if self.heater_first else 0.0
-        return grid_w - credit_w + discharge_w
+        if self.heater_first:
+            return grid_w - max(0.0, battery_w - p.charge_reserve_w) + discharge_w
+        yield_w = p.give_back_w if battery_w > p.give_back_w else 0.0
+        return grid_w + discharge_w + yield_w

@@ -210,14 +210,17 @@ def test_unmatched_influx_write_names_the_fix() -> None:
 
 # -- the battery ---------------------------------------------------------------------------
 def test_battery_first_diverts_only_export_and_never_the_battery() -> None:
-    view = BatteryView(BatteryPolicy("battery_first"))
+    view = BatteryView(BatteryPolicy("battery_first", give_back_w=0))
     assert view.control_grid_w(-300, 2000, 95) == -300  # charging: not surplus
     assert view.control_grid_w(0, -500, 50) == 500      # discharging counts as import
     assert view.control_grid_w(-300, None, None) == -300
+    view = BatteryView(BatteryPolicy("battery_first", give_back_w=50))
+    assert view.control_grid_w(0, 2000, 95) == 50       # the heater yields to the battery
+    assert view.control_grid_w(-400, 10, 100) == -400   # full: nothing to yield to
 
 
 def test_heater_first_above_soc_with_reserve_and_hysteresis() -> None:
-    view = BatteryView(BatteryPolicy("heater_first", 80, 200, 2))
+    view = BatteryView(BatteryPolicy("heater_first", 80, 200, 2, give_back_w=0))
     assert view.control_grid_w(0, 1500, 79.9) == 0          # below the threshold
     assert view.control_grid_w(0, 1500, 80) == -1300        # charge above reserve: surplus
     assert view.control_grid_w(0, 1500, 78.5) == -1300      # within the hysteresis

@@ -189,6 +189,10 @@ SCHEMA: tuple[Key, ...] = (
         min=0, max=50, unit="%"),
     Key("battery", "charge_reserve_w", float, 0.0,
         "Charging power left to the battery under heater_first.", min=0, max=100_000, unit="W"),
+    Key("battery", "give_back_w", float, 50.0,
+        "While the battery charges and the heater does not come first, this much counts as "
+        "import, so the heater yields surplus to a battery that regulates to zero more slowly "
+        "than we do; 0 = off.", min=0, max=10_000, unit="W"),
     Key("output", "driver", str, "pigpio",
         "Output back-end: pigpio (Pi <= 4), sysfs (kernel PWM, Pi 5) or sim (no hardware).",
         choices=("pigpio", "sim", "sysfs")),
