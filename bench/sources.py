@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,17 +63,50 @@ def push_readings(send, watch: WriteWatch, n: int, seed: int) -> tuple[list[floa
     return latencies, lost
 
 
-def poll_readings(meter: MeterServer, watch: WriteWatch, n: int,
+class MeterProcess:
+    """The polled meter in a process of its own, as a real meter is a device of its own: in
+    this process its server thread would compete for the GIL with the emulator's. Its
+    clock (CLOCK_MONOTONIC behind perf_counter_ns) is the same as ours."""
+
+    def __init__(self, device: str):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--meter", device],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+
+    def set(self, grid_w: float) -> None:
+        self.proc.stdin.write(f"{grid_w}\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> list[int]:
+        out, _ = self.proc.communicate(timeout=30)
+        return json.loads(out)
+
+
+def serve_meter(device: str) -> None:
+    meter = MeterServer(device, -800.0)
+    print(meter.port, flush=True)
+    for line in sys.stdin:
+        meter.grid_w = float(line)
+    print(json.dumps(meter.served_ns), flush=True)
+    meter.close()
+
+
+def poll_readings(meter: MeterProcess, watch: WriteWatch, n: int,
                   seed: int) -> tuple[list[float], int]:
-    """The meter's value follows the duty; latency from the answer leaving the meter to the
-    write it caused (the newest answer before that write: polls are 100 ms apart). The
-    sender just waits, so it does not compete with the emulator for this process's GIL."""
-    rng, latencies, lost = random.Random(seed), [], 0
+    """The meter's value follows the duty; latency from an answer leaving the meter to the
+    write it caused (the newest answer before that write: polls are 100 ms apart)."""
+    rng, writes, lost = random.Random(seed), [], 0
     for _ in range(n):
-        meter.grid_w = round(grid_for(watch.duty, rng), 1)
+        meter.set(round(grid_for(watch.duty, rng), 1))
         t1 = watch.wait_after(watch.count, 1.0)
-        t0 = next((t for t in reversed(meter.served_ns) if t1 is not None and t <= t1), None)
-        if t1 is None or t0 is None:
+        if t1 is None:
+            lost += 1
+        else:
+            writes.append(t1)
+    served, latencies = meter.finish(), []
+    for t1 in writes:
+        t0 = next((t for t in reversed(served) if t <= t1), None)
+        if t0 is None:
             lost += 1
         else:
             latencies.append((t1 - t0) / 1e6)
@@ -83,7 +117,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--readings", type=int, default=1000)
     ap.add_argument("--polls", type=int, default=300)
+    ap.add_argument("--meter", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.meter:
+        serve_meter(args.meter)
+        return 0
     os.sched_setaffinity(0, {CONTROL_CPU})  # the emulator's threads inherit the pin
     watch = WriteWatch()
     emu = PigpiodEmulator(port=0, on_write=watch).start()
@@ -122,7 +160,7 @@ def main() -> int:
             pub.close()
             system.kill_all()
 
-        meter = MeterServer("shelly-pro-3em", -800.0)
+        meter = MeterProcess("shelly-pro-3em")
         (tmp / "http").mkdir()
         system = start_system(tmp / "http", emu, "", (
             f'\n[[ingest.channels]]\ndevice = "shelly-pro-3em"\n'
@@ -133,7 +171,8 @@ def main() -> int:
                 meter, watch, args.polls, 3))
         finally:
             system.kill_all()
-            meter.close()
+            if meter.proc.poll() is None:
+                meter.proc.kill()
 
         port = free_udp_port()
         (tmp / "sma").mkdir()

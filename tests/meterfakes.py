@@ -111,12 +111,15 @@ class MeterServer:
                 self.answer(200, body)
 
             def answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                except OSError:  # the poller gave up (timeout) or went away
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
