@@ -271,3 +271,21 @@ def test_vzlogger_middleware_and_push(ingest_factory) -> None:
     status, answer = vzlogger_request(ing.port, path, "{}")
     assert status == 400 and "exception" in answer
     assert "no channel uses" in ing.log_text()
+
+
+# -- the likeliest vzlogger mistakes are logged with the fix (item 5 of the issue) -----------
+def test_misconfigurations_are_logged_with_the_fix(ingest_factory) -> None:
+    ing = ingest_factory("")  # the default: one influx channel, measurement "leistung"
+    now_ms = int(time.time() * 1000)
+    assert ing.write(f"vzlogger value=-5 {now_ms}\n")[0] == 204  # vzlogger's default name
+    wait_for(lambda: "measurement_name" in ing.log_text(), 5, what="the unmatched warning")
+    assert "'vzlogger'" in ing.stats()["problem"]
+    assert ing.write(f"leistung value=-5 {now_ms - 600_000}\n")[0] == 204  # a stale replay
+    wait_for(lambda: "dropped a reading" in ing.log_text(), 5, what="the stale drop logged")
+    # vzlogger's default api against a diverter that has no volkszaehler channel yet
+    status, answer = vzlogger_request(ing.port, f"/middleware.php/data/{UUID}.json",
+                                      f"[ [ {now_ms}, -5 ] ]")
+    assert status == 200 and answer["rows"] == 1
+    wait_for(lambda: UUID in ing.stats()["problem"], 5, what="the uuid hint")
+    assert ing.request("POST", "/api/v1/write", b"x")[0] == 404
+    wait_for(lambda: "no such endpoint" in ing.stats()["problem"], 5, what="the 404 hint")
