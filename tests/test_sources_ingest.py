@@ -289,3 +289,46 @@ def test_misconfigurations_are_logged_with_the_fix(ingest_factory) -> None:
     wait_for(lambda: UUID in ing.stats()["problem"], 5, what="the uuid hint")
     assert ing.request("POST", "/api/v1/write", b"x")[0] == 404
     wait_for(lambda: "no such endpoint" in ing.stats()["problem"], 5, what="the 404 hint")
+
+
+NETNS_SMA = r"""
+import json, socket, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from meterfakes import sma_datagram
+from vzdivert.ingest.channels import Channels, ChannelSpec
+from vzdivert.ingest.sources.sink import Outage, Sink
+from vzdivert.ingest.sources.sma_em import SmaListener
+from vzdivert.ingest.stats import IngestStats
+
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+subprocess.run(["ip", "route", "add", "224.0.0.0/4", "dev", "lo"], check=True)
+spec = ChannelSpec("sma", source="sma-em")
+stats, got = IngestStats(), []
+channels = Channels([spec], stale_after_s=10)
+listener = SmaListener([spec], Sink(channels, stats, got.extend),
+                       Outage("sma", ["sma"], stats), "0.0.0.0:9522", "239.12.255.254").start()
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    for _ in range(50):
+        s.sendto(sma_datagram(0, 432.1), ("239.12.255.254", 9522))
+        time.sleep(0.05)
+        if got:
+            break
+listener.stop()
+print(json.dumps(got[:1]))
+"""
+
+
+def test_sma_multicast_group_inside_a_private_network_namespace() -> None:
+    """The default config (join 239.12.255.254, listen on 0.0.0.0:9522), with multicast
+    sent only inside a network namespace this test creates (unshare -rn), on its loopback."""
+    import subprocess
+    import sys
+
+    from syshelp import REPO
+
+    out = subprocess.run(["unshare", "-rn", sys.executable, "-c", NETNS_SMA,
+                          str(REPO / "tests")], capture_output=True, text=True, timeout=60,
+                         cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    [reading] = json.loads(out.stdout)
+    assert reading["grid_w"] == -432.1

@@ -13,12 +13,26 @@ if TYPE_CHECKING:  # the channel spec imports the presets from this package
 
 
 class Sources:
-    """The running source threads of one ingest; ``mqtt`` is the shared broker connection
-    (None when no channel uses MQTT) that other readers may add topics to."""
+    """The running source threads of one ingest, and its one MQTT broker connection, which
+    other readers in the ingest (e.g. a tank temperature) share through ``broker()``."""
 
     def __init__(self) -> None:
         self.parts: list[Any] = []
         self.mqtt: Any = None
+
+    def broker(self, cfg: Any, stats: IngestStats, channels: list[str] = ()) -> Any:
+        """The shared MqttSubscriber (started on first use): ``.subscribe(topic, callback)``
+        with ``callback(payload: bytes, retained: bool)``; ``channels`` are the names whose
+        dashboard entries show a broker outage."""
+        if self.mqtt is None:
+            from vzdivert.ingest.sources.mqtt import MqttSubscriber
+            from vzdivert.ingest.sources.sink import Outage
+
+            m = cfg.mqtt
+            self.mqtt = MqttSubscriber(m, Outage(f"MQTT broker {m.host}:{m.port}",
+                                                 list(channels), stats)).start()
+            self.parts.append(self.mqtt)
+        return self.mqtt
 
     def stop(self) -> None:
         for part in self.parts:
@@ -28,7 +42,7 @@ class Sources:
 def start_sources(cfg: Any, channels: Channels, stats: IngestStats,
                   publish: Callable[[list[dict[str, Any]]], None]) -> Sources:
     from vzdivert.ingest.sources.http_poll import HttpPoller
-    from vzdivert.ingest.sources.mqtt import MqttChannel, MqttSubscriber
+    from vzdivert.ingest.sources.mqtt import MqttChannel
     from vzdivert.ingest.sources.sink import Outage, Sink
     from vzdivert.ingest.sources.sma_em import SmaListener
 
@@ -37,12 +51,9 @@ def start_sources(cfg: Any, channels: Channels, stats: IngestStats,
         stats.describe(spec.name, source=spec.source, role=spec.role)
     mqtt = [s for s in channels.specs if s.source == "mqtt"]
     if mqtt:
-        m = cfg.mqtt
-        outage = Outage(f"MQTT broker {m.host}:{m.port}", [s.name for s in mqtt], stats)
-        sources.mqtt = MqttSubscriber(m, outage)
+        broker = sources.broker(cfg, stats, [s.name for s in mqtt])
         for spec in mqtt:
-            sources.mqtt.subscribe(spec.topic, MqttChannel(spec, sink))
-        sources.parts.append(sources.mqtt.start())
+            broker.subscribe(spec.topic, MqttChannel(spec, sink))
     for spec in channels.specs:
         if spec.source == "http":
             outage = Outage(f"polling {spec.url} (channel {spec.name})", [spec.name], stats)

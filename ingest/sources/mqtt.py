@@ -62,7 +62,7 @@ class MqttSubscriber:
             self.outage.failed(f"broker {self.m.host}:{self.m.port} refused: {reason}")
             return
         if self.topics:
-            client.subscribe([(t, 0) for t in self.topics])
+            client.subscribe([(t, 0) for t in list(self.topics)])
         self.outage.ok()
         log.info("ingest: subscribed to %d topic(s) on %s:%d", len(self.topics), self.m.host,
                  self.m.port)
