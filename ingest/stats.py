@@ -20,7 +20,8 @@ class IngestStats:
         self.channel_rejects: dict[str, Counter[str]] = {}
         self.channel_counts: dict[str, Counter[str]] = {}
         self.channel_error: dict[str, str] = {}  # name -> why it has no data now
-        self.problem = ""  # the newest misconfiguration hint, for the dashboard
+        self.problem = ""  # the newest misconfiguration hint, for the dashboard ...
+        self.problem_mono = 0.0  # ... and when it was last seen
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -57,7 +58,7 @@ class IngestStats:
 
     def hint(self, text: str) -> None:
         with self.lock:
-            self.problem = text
+            self.problem, self.problem_mono = text, time.monotonic()
 
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -83,4 +84,5 @@ class IngestStats:
                              for c in names},
                 "last_reading_age_s": min(ages.values()) if ages else None,
                 "problem": self.problem,
+                "problem_age_s": round(now - self.problem_mono, 1) if self.problem else None,
             }

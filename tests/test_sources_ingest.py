@@ -332,3 +332,34 @@ def test_sma_multicast_group_inside_a_private_network_namespace() -> None:
     assert out.returncode == 0, out.stderr
     [reading] = json.loads(out.stdout)
     assert reading["grid_w"] == -432.1
+
+
+def test_middleware_chunk_with_expect_100_continue(ingest_factory) -> None:
+    """libcurl 7.x sends `Expect: 100-continue` with POST bodies over 1 kB, as vzlogger's
+    64-tuple backlog chunks are: the ingest must say Continue, then answer 200."""
+    import socket
+
+    ing = ingest_factory(f'\n[[ingest.channels]]\nsource = "volkszaehler"\nuuid = "{UUID}"\n')
+    path = f"/middleware.php/data/{UUID}.json"
+    ing.reading_where(lambda r: True, lambda: vzlogger_request(  # subscribed (slow joiner)
+        ing.port, path, f"[ [ {int(time.time() * 1000) - 100}, 1 ] ]"))
+    t = int(time.time() * 1000)
+    body = ("[ " + ", ".join(f"[ {t - (63 - i) * 1000}, -{i}.5 ]" for i in range(64))
+            + " ]").encode()
+    assert len(body) > 1024
+    head = (f"POST /middleware.php/data/{UUID}.json HTTP/1.1\r\nHost: 127.0.0.1:{ing.port}\r\n"
+            "User-Agent: vzlogger/0.8.10\r\nAccept: application/json\r\n"
+            "Content-type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", ing.port), timeout=5) as s:
+        s.sendall(head)
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(body)
+        answer = b""
+        while b'"rows"' not in answer:
+            chunk = s.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b'"rows": 64' in answer
+    r = ing.reading_where(lambda r: r["grid_w"] != 1, timeout_s=5)
+    assert r["grid_w"] == -63.5  # the newest tuple of the chunk

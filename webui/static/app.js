@@ -135,7 +135,7 @@ function renderIngest(ing, s) {
   if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
     facts.push(["Forwarded", `${ing.forwarded} (dropped ${ing.forward_dropped}, failed ${ing.forward_failed})`]);
   }
-  if (ing.problem) facts.push(["Last problem", ing.problem]);
+  if (ing.problem) facts.push(["Last problem", `${ing.problem} (${fmtAge(ing.problem_age_s)})`]);
   $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
   renderChannels(ing.channels || {});
 }
