@@ -26,6 +26,7 @@ class MqttSubscriber:
     def __init__(self, m: Any, outage: Outage, client_id: str = ""):
         self.m, self.outage = m, outage
         self.topics: dict[str, Callback] = {}
+        self.stopping = False
         client_id = client_id or f"{m.client_id or 'vzdivert-' + socket.gethostname()}-ingest"
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
         if m.username:
@@ -52,6 +53,7 @@ class MqttSubscriber:
         return self
 
     def stop(self) -> None:
+        self.stopping = True  # our own disconnect is no outage
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -69,7 +71,8 @@ class MqttSubscriber:
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
-        self.outage.failed(f"lost broker {self.m.host}:{self.m.port} ({reason})")
+        if not self.stopping:
+            self.outage.failed(f"lost broker {self.m.host}:{self.m.port} ({reason})")
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self.outage.failed(f"cannot connect to broker {self.m.host}:{self.m.port}")
