@@ -363,3 +363,23 @@ def test_middleware_chunk_with_expect_100_continue(ingest_factory) -> None:
     assert answer.startswith(b"HTTP/1.1 200 OK") and b'"rows": 64' in answer
     r = ing.reading_where(lambda r: r["grid_w"] != 1, timeout_s=5)
     assert r["grid_w"] == -63.5  # the newest tuple of the chunk
+
+
+def test_sma_port_taken_is_reported_and_retried(ingest_factory) -> None:
+    """A port another program holds without SO_REUSEPORT: the ingest keeps serving, says
+    why the channel has no data, and listens once the port is free."""
+    import socket
+
+    port = free_udp_port()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", port))
+    ing = ingest_factory(f'sma_listen = "127.0.0.1:{port}"\nsma_group = ""\n'
+                         '\n[[ingest.channels]]\nsource = "sma-em"\n')
+    try:
+        wait_for(lambda: "cannot listen" in ing.channel("sma-em#0")["error"], 10,
+                 what="the bind failure on the dashboard")
+        assert ing.ping()
+    finally:
+        blocker.close()
+    ing.reading_where(lambda r: r["grid_w"] == -5.0,
+                      lambda: send_sma(port, sma_datagram(0, 5.0)), timeout_s=20)

@@ -18,6 +18,7 @@ PROTOCOL_EM = 0x6069
 TAG_DATA, TAG_END = 0x0010, 0x0000
 IMPORT_W, EXPORT_W = (1, 4, 0), (2, 4, 0)  # (index, type, tariff) of the OBIS record
 SILENT_AFTER_S = 5.0
+REJOIN_EVERY_S = 10.0  # at boot the network (and so the group) may not be there yet
 
 
 def parse_datagram(data: bytes) -> tuple[int, float]:
@@ -65,16 +66,9 @@ class SmaListener:
     def __init__(self, specs: list[ChannelSpec], sink: Sink, outage: Outage, listen: str,
                  group: str):
         self.specs, self.sink, self.outage = specs, sink, outage
-        host, _, port = listen.rpartition(":")
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):  # SMA's own tools may listen on the port too
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self.sock.bind((host.strip("[]"), int(port)))
-        if group:
-            mreq = socket.inet_aton(group) + socket.inet_aton("0.0.0.0")
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        self.sock.settimeout(0.5)
+        self.listen, self.group = listen, group
+        self.sock: socket.socket | None = None
+        self.joined = not group
         self.serials = {s.name: s.serial for s in specs}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, name="sma-em", daemon=True)
@@ -86,10 +80,42 @@ class SmaListener:
     def stop(self) -> None:
         self.stopping.set()
 
+    def open(self) -> bool:
+        """Bind, then join the group; False (the outage says why) until both worked."""
+        try:
+            if self.sock is None:
+                host, _, port = self.listen.rpartition(":")
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if hasattr(socket, "SO_REUSEPORT"):  # SMA's own tools may listen here too
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.settimeout(0.5)
+                try:
+                    sock.bind((host.strip("[]"), int(port)))
+                except OSError:
+                    sock.close()
+                    raise
+                self.sock = sock
+            if not self.joined:
+                mreq = socket.inet_aton(self.group) + socket.inet_aton("0.0.0.0")
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+                self.joined = True
+            return True
+        except OSError as exc:
+            what = "listen on" if self.sock is None else f"join {self.group} for"
+            self.outage.failed(f"cannot {what} {self.listen}: {exc.strerror or exc}")
+            return False
+
     def run(self) -> None:
-        last_mono = time.monotonic()
+        last_mono, next_open = time.monotonic(), 0.0
         try:
             while not self.stopping.is_set():
+                if (self.sock is None or not self.joined) and time.monotonic() >= next_open:
+                    if not self.open():  # unicast still works while the join fails
+                        next_open = time.monotonic() + REJOIN_EVERY_S
+                if self.sock is None:
+                    self.stopping.wait(1.0)
+                    continue
                 try:
                     data = self.sock.recv(2048)
                 except TimeoutError:
@@ -100,7 +126,8 @@ class SmaListener:
                 if self.on_datagram(data):
                     last_mono = time.monotonic()
         finally:
-            self.sock.close()
+            if self.sock is not None:
+                self.sock.close()
 
     def on_datagram(self, data: bytes) -> bool:
         try:
