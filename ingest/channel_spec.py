@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from vzdivert.ingest.sources.presets import expand
 
@@ -77,8 +78,14 @@ def check_channel(entry: Any) -> str | None:
     need = REQUIRED.get(source)
     if need and not ch.get(need):
         return f"source {source!r} needs {need!r}"
-    if source == "http" and not ch["url"].startswith(("http://", "https://")):
-        return f"url must start with http:// or https://, got {ch['url']!r}"
+    if source == "http":
+        parts = urlsplit(ch["url"])
+        try:
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            return f"url has a bad port: {ch['url']!r}"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"url must be http(s)://host[:port]/path, got {ch['url']!r}"
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in ch.get("tags", {}).items()):
         return "tag keys and values must be strings"
     interval_s = ch.get("interval_s", 1.0)

@@ -94,7 +94,8 @@ def test_issue_contract_validates() -> None:
 @pytest.mark.parametrize("entry,message", [
     ({"source": "modbus"}, "source must be one of"),
     ({"source": "mqtt"}, "needs 'topic'"),
-    ({"source": "http", "url": "shelly.local/status"}, "http://"),
+    ({"source": "http", "url": "shelly.local/status"}, "http(s)://"),
+    ({"source": "http", "url": "http://shelly.local:80a/status"}, "bad port"),
     ({"source": "http", "url": "http://x/", "interval_s": 1, "timeout_s": 1}, "below interval_s"),
     ({"source": "http", "url": "http://x/", "interval_s": 0.01}, "interval_s"),
     ({"source": "mqtt", "topic": "t", "url": "http://x/"}, "url is for source http"),

@@ -67,8 +67,8 @@ class HttpPoller:
         spec = self.spec
         try:
             body = self.fetch()
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.close()  # (ValueError: http.client on a malformed status line or header)
             raise PollError(f"{spec.url}: {exc or type(exc).__name__}") from exc
         try:
             value, ts = extract(body, spec.json_path, spec.time_path)
