@@ -146,7 +146,7 @@ function renderChannels(channels) {
     const role = c.role && c.role !== "grid" ? ` (${c.role})` : "";
     return el("tr", { "data-channel": name },
       el("td", { text: name + role }),
-      el("td", { text: c.source || "influx" }),
+      el("td", { class: "narrow-hide", text: c.source || "influx" }),
       el("td", { text: typeof c.value === "number" ? nf1.format(c.value) : "–" }),
       el("td", { text: fmtAge(c.age_s) }),
       el("td", { class: "narrow-hide", text: rejects.length ? rejects.map(([k, v]) => `${k}: ${v}`).join(", ") : "0" }),
