@@ -140,8 +140,11 @@ class Channels:
             if self.battery_w is None:
                 return [{"grid_w": grid_w, "ts": ts, "rx": rx}]
             battery_w = self._fresh(self.battery_w, rx)
-            control_w = self.view.control_grid_w(grid_w, battery_w,
-                                                 self._fresh(self.battery_soc, rx))
+            soc_pct = self._fresh(self.battery_soc, rx)
+            control_w = self.view.control_grid_w(grid_w, battery_w, soc_pct)
+            stats.battery_view(policy=self.view.policy.policy, battery_w=battery_w,
+                               soc_pct=soc_pct, meter_grid_w=grid_w, control_grid_w=control_w,
+                               heater_first=self.view.heater_first)
             return [{"grid_w": control_w, "ts": ts, "rx": rx, "meter_grid_w": grid_w,
                      "battery_w": battery_w, "heater_first": self.view.heater_first}]
 

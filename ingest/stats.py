@@ -20,6 +20,7 @@ class IngestStats:
         self.channel_rejects: dict[str, Counter[str]] = {}
         self.channel_counts: dict[str, Counter[str]] = {}
         self.channel_error: dict[str, str] = {}  # name -> why it has no data now
+        self.battery: dict[str, Any] = {}  # the battery policy's newest view, if any
         self.problem = ""  # the newest misconfiguration hint, for the dashboard ...
         self.problem_mono = 0.0  # ... and when it was last seen
 
@@ -56,6 +57,10 @@ class IngestStats:
         with self.lock:
             self.channel_error.pop(channel, None)
 
+    def battery_view(self, **view: Any) -> None:
+        with self.lock:
+            self.battery = view
+
     def hint(self, text: str) -> None:
         with self.lock:
             self.problem, self.problem_mono = text, time.monotonic()
@@ -83,6 +88,7 @@ class IngestStats:
                                  "error": self.channel_error.get(c, "")}
                              for c in names},
                 "last_reading_age_s": min(ages.values()) if ages else None,
+                "battery": dict(self.battery),
                 "problem": self.problem,
                 "problem_age_s": round(now - self.problem_mono, 1) if self.problem else None,
             }

@@ -241,3 +241,6 @@ def test_battery_roles_in_the_reading() -> None:
     assert channels.offer({"bat": (1000.0, None), "soc": (85.0, None)}, stats) == []
     [r] = channels.offer({"grid": (10.0, None)}, stats)
     assert r["grid_w"] == -990 and r["meter_grid_w"] == 10 and r["heater_first"] is True
+    assert stats.snapshot()["battery"] == {
+        "policy": "heater_first", "battery_w": 1000.0, "soc_pct": 85.0, "meter_grid_w": 10.0,
+        "control_grid_w": -990.0, "heater_first": True}

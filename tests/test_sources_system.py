@@ -12,6 +12,7 @@ from meterfakes import UUID, MeterServer, free_udp_port, send_sma, sma_datagram
 from syshelp import System, wait_for
 from test_mqtt import Broker, Observer
 from test_sources_ingest import vzlogger_request
+from test_webui_browser import browser, expect, new_page  # noqa: F401 (a fixture)
 
 RT = "\n[rtworker]\npriority = 0\nlock_memory = false\n"
 
@@ -92,3 +93,36 @@ def test_source_drives_the_duty_and_its_silence_zeroes_it(source: str, tmp_path:
     finally:
         system.kill_all()
         feed.close()
+
+
+def test_heater_first_battery_through_the_system(tmp_path: Path, browser) -> None:  # noqa: F811
+    """Grid at 0 while the battery charges 1.5 kW at 90 %: heater first makes that charge
+    surplus, so the output opens; the dashboard's ingest section shows the battery view."""
+    from syshelp import vzlogger_post
+
+    system = System(tmp_path, 'driver = "sim"', RT + (
+        '\n[[ingest.channels]]\nname = "grid"\nmeasurement = "leistung"\n'
+        '\n[[ingest.channels]]\nname = "battery"\nmeasurement = "batterie"\nrole = "battery_w"\n'
+        '\n[[ingest.channels]]\nname = "soc"\nmeasurement = "soc"\nrole = "battery_soc"\n'
+        '\n[battery]\npolicy = "heater_first"\nheater_first_above_soc_pct = 80\n'))
+    try:
+        system.start(60)
+
+        def post() -> bool:
+            t = int(time.time() * 1000)
+            vzlogger_post(system.ingest_port, f"batterie value=1500 {t}\nsoc value=90 {t}\n")
+            vzlogger_post(system.ingest_port, f"leistung value=0 {t}\n")
+            s = system.state()
+            return s["duty"] > 0 and s["grid_w"] == -1500.0
+
+        wait_for(post, 30, 0.3, what="the battery's charge diverted")
+        battery = wait_for(lambda: system.state()["ingest"].get("battery"), 10,
+                           what="the battery view in the ingest stats")
+        assert battery["heater_first"] is True and battery["meter_grid_w"] == 0.0
+        page = new_page(browser)
+        page.goto(f"http://127.0.0.1:{system.ui_port}/")
+        expect(page.locator("#ingest")).to_contain_text("1,500 W, 90 % · heater first")
+        expect(page.locator('[data-channel="battery"]')).to_contain_text("battery_w")
+        page.context.close()
+    finally:
+        system.kill_all()

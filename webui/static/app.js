@@ -135,6 +135,12 @@ function renderIngest(ing, s) {
   if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
     facts.push(["Forwarded", `${ing.forwarded} (dropped ${ing.forward_dropped}, failed ${ing.forward_failed})`]);
   }
+  const bat = ing.battery || {};
+  if (bat.policy) {
+    const w = typeof bat.battery_w === "number" ? `${nf0.format(bat.battery_w)} W` : "no data";
+    const soc = typeof bat.soc_pct === "number" ? `, ${nf0.format(bat.soc_pct)} %` : "";
+    facts.push(["Battery", `${w}${soc} · ${bat.heater_first ? "heater first" : "battery first"} · meter ${nf0.format(bat.meter_grid_w)} W → control ${nf0.format(bat.control_grid_w)} W`]);
+  }
   if (ing.problem) facts.push(["Last problem", `${ing.problem} (${fmtAge(ing.problem_age_s)})`]);
   $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
   renderChannels(ing.channels || {});
