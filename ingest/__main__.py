@@ -10,9 +10,11 @@ import zmq
 
 from vzdivert import bus, process
 from vzdivert.ingest.auth import Auth
+from vzdivert.ingest.battery import BatteryPolicy
 from vzdivert.ingest.channels import Channels, specs_from_config
 from vzdivert.ingest.forward import Forwarder
 from vzdivert.ingest.server import WriteApp
+from vzdivert.ingest.sources import start_sources
 from vzdivert.ingest.stats import IngestStats
 
 
@@ -30,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
                 readings_sock.send(bus.encode("reading", **r))
 
     ing = cfg.ingest
+    b = cfg.battery
     channels = Channels(specs_from_config(cfg), cfg.watchdog.stale_after_s,
-                        ing.clock_skew_s, ing.clock_far_past_s)
+                        ing.clock_skew_s, ing.clock_far_past_s,
+                        battery=BatteryPolicy(b.policy, b.heater_first_above_soc_pct,
+                                              b.charge_reserve_w, b.soc_hysteresis_pct,
+                                              b.give_back_w))
     forward = None
     if ing.forward_url:
         forward = Forwarder(ing.forward_url, stats, ing.forward_token, ing.forward_username,
@@ -51,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                 stats_sock.send(bus.encode("ingest_stats", **stats.snapshot()))
 
     threading.Thread(target=stats_loop, name="stats", daemon=True).start()
-    log.info("listening on %s for database %r", ing.listen, ing.database)
+    sources = start_sources(cfg, channels, stats, publish)  # threads; nothing blocks the server
+    log.info("listening on %s for database %r; channels: %s", ing.listen, ing.database,
+             ", ".join(f"{s.name} ({s.source}, {s.role})" for s in channels.specs))
     process.serve_until_stopped(server, stopping)
+    sources.stop()
     with pub_lock:
         ctx.destroy(0)
     log.info("stopped")

@@ -1,7 +1,8 @@
-"""Which points are the grid power: one series (measurement + field + tag match) or a sum
-of several with sign/scale (import minus export, three phases). Also the freshness rules:
-only the newest point per channel counts, old replays never reach the controller, and a
-logger clock that is obviously wrong falls back to arrival time (and is reported)."""
+"""Which values are the grid power, whatever their source: one series or a sum of several
+with sign/scale (import minus export, three phases), plus the battery's power and state of
+charge (ingest/battery.py). Also the freshness rules every source shares: only the newest
+point per channel counts, old replays never reach the controller, a logger clock that is
+obviously wrong falls back to arrival time (and is reported), non-numbers are rejected."""
 
 from __future__ import annotations
 
@@ -10,55 +11,41 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from vzdivert.ingest.battery import BatteryPolicy, BatteryView
+from vzdivert.ingest.channel_spec import ChannelSpec, specs_from_config
 from vzdivert.ingest.lineproto import Point
 from vzdivert.ingest.stats import IngestStats
 
+__all__ = ["Channels", "ChannelSpec", "specs_from_config"]
+
 log = logging.getLogger("vzdivert.ingest")
 _MISSING = object()
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelSpec:
-    name: str
-    measurement: str
-    field: str
-    tags: tuple[tuple[str, str], ...] = ()
-    scale: float = 1.0
-
-    def matches(self, point: Point) -> bool:
-        return self.field in point.fields and all(point.tags.get(k) == v for k, v in self.tags)
-
-
-def specs_from_config(cfg: Any) -> list[ChannelSpec]:
-    """``[ingest] channels`` if given, else one channel from measurement/field/tags."""
-    ing = cfg.ingest
-    if not ing.channels:
-        return [ChannelSpec("grid", ing.measurement, ing.field, tuple(sorted(ing.tags.items())))]
-    specs = []
-    for i, ch in enumerate(ing.channels):
-        measurement = ch.get("measurement", ing.measurement)
-        specs.append(ChannelSpec(ch.get("name", f"{measurement}#{i}"), measurement,
-                                 ch.get("field", ing.field),
-                                 tuple(sorted(ch.get("tags", {}).items())),
-                                 float(ch.get("scale", 1.0))))
-    return specs
+WARN_EVERY_S = 60.0
 
 
 class Channels:
     def __init__(self, specs: list[ChannelSpec], stale_after_s: float, clock_skew_s: float = 60,
-                 clock_far_past_s: float = 86400, clock: Callable[[], float] = time.time):
+                 clock_far_past_s: float = 86400, clock: Callable[[], float] = time.time,
+                 battery: BatteryPolicy | None = None):
         self.specs = specs
+        self.by_name = {spec.name: spec for spec in specs}
         self.by_measurement: dict[str, list[ChannelSpec]] = {}
         for spec in specs:
-            self.by_measurement.setdefault(spec.measurement, []).append(spec)
+            if spec.source == "influx":
+                self.by_measurement.setdefault(spec.measurement, []).append(spec)
+        self.by_uuid = {s.uuid: s for s in specs if s.source == "volkszaehler"}
+        self.grid = [s for s in specs if s.role == "grid"]
+        self.battery_w = next((s for s in specs if s.role == "battery_w"), None)
+        self.battery_soc = next((s for s in specs if s.role == "battery_soc"), None)
+        self.view = BatteryView(battery or BatteryPolicy())
         self.stale_after_s, self.clock_skew_s = stale_after_s, clock_skew_s
         self.clock_far_past_s, self.clock = clock_far_past_s, clock
         self.latest: dict[str, tuple[float, float]] = {}  # name -> (scaled value, ts)
         self.lock = threading.Lock()
-        self._last_clock_warning = 0.0
+        self._warned: dict[str, float] = {}
+        self.last_unmatched = ""  # a measurement nobody asked for, for the warning
 
     def accept(self, points: list[Point], stats: IngestStats) -> list[dict[str, Any]]:
         """Readings to publish for one write (at most one; none if nothing fresh matched).
@@ -84,46 +71,109 @@ class Channels:
                     if t_ns < prev[0]:
                         continue
                 newest[spec.name] = (t_ns, value, spec)
-            unmatched += not matched
+            if not matched:
+                unmatched += 1
+                self.last_unmatched = point.measurement
         if unmatched:
             stats.count("unmatched", unmatched)
+            if unmatched == len(points):
+                self._warn_unmatched(rx, unmatched, stats)
         if superseded:
             stats.count("superseded", superseded)
         fresh: dict[str, tuple[float, float, ChannelSpec]] = {}
         for name, (t_ns, value, spec) in newest.items():
-            if isinstance(value, (bool, str)):
-                stats.reject("not_numeric")
-            elif not math.isfinite(value):
-                stats.reject("not_finite")
+            reason = _bad_value(value)
+            if reason:
+                stats.reject(reason)
+                stats.channel_reject(name, reason)
             else:
                 fresh[name] = (t_ns / 1e9, float(value), spec)
         return self._update(fresh, rx, stats)
 
+    def offer(self, values: dict[str, tuple[Any, float | None]],
+              stats: IngestStats) -> list[dict[str, Any]]:
+        """The push and poll sources' entry: the newest (value, timestamp or None) of some
+        channels, under the same rules as a write."""
+        rx = self.clock()
+        fresh: dict[str, tuple[float, float, ChannelSpec]] = {}
+        for name, (value, ts) in values.items():
+            reason = _bad_value(value)
+            if reason:
+                stats.reject(reason)
+                stats.channel_reject(name, reason)
+            else:
+                fresh[name] = (rx if ts is None else ts, float(value), self.by_name[name])
+        return self._update(fresh, rx, stats)
+
     def _update(self, newest: dict[str, tuple[float, float, ChannelSpec]], rx: float,
                 stats: IngestStats) -> list[dict[str, Any]]:
-        updated = False
+        grid_updated = False
         with self.lock:
             for name, (ts, value, spec) in newest.items():
                 if ts > rx + self.clock_skew_s or ts < rx - self.clock_far_past_s:
                     stats.count("clock_fallback")
-                    self._warn_clock(name, ts, rx)
+                    self._warn("clock", rx, "ingest: channel %s timestamp is %+.0f s off the "
+                               "local clock; using arrival time (check the logger's clock/NTP)",
+                               name, ts - rx)
                     ts = rx
                 elif rx - ts > self.stale_after_s:
                     stats.reject("stale")
+                    stats.channel_reject(name, "stale")
+                    self._warn("stale", rx, "ingest: dropped a reading of channel %s that is "
+                               "%.0f s old (stale_after_s %g): a replay after an outage, or the "
+                               "logger's clock is behind", name, rx - ts, self.stale_after_s)
+                    continue
+                prev = self.latest.get(name)
+                if prev is not None and ts < prev[1]:
+                    stats.channel_reject(name, "older")  # out of order: keep the newer one
                     continue
                 self.latest[name] = (value * spec.scale, ts)
                 stats.reading(name, value)
-                updated = True
-            if not updated:
+                grid_updated = grid_updated or spec.role == "grid"
+            if not grid_updated:
                 return []
-            parts = [self.latest.get(spec.name) for spec in self.specs]
+            parts = [self.latest.get(spec.name) for spec in self.grid]
             if any(p is None or rx - p[1] > self.stale_after_s for p in parts):
                 return []  # a combined value needs every channel fresh
             ts = min(p[1] for p in parts)
-            return [{"grid_w": sum(p[0] for p in parts), "ts": ts, "rx": rx}]
+            grid_w = sum(p[0] for p in parts)
+            if self.battery_w is None:
+                return [{"grid_w": grid_w, "ts": ts, "rx": rx}]
+            battery_w = self._fresh(self.battery_w, rx)
+            soc_pct = self._fresh(self.battery_soc, rx)
+            control_w = self.view.control_grid_w(grid_w, battery_w, soc_pct)
+            stats.battery_view(policy=self.view.policy.policy, battery_w=battery_w,
+                               soc_pct=soc_pct, meter_grid_w=grid_w, control_grid_w=control_w,
+                               heater_first=self.view.heater_first)
+            return [{"grid_w": control_w, "ts": ts, "rx": rx, "meter_grid_w": grid_w,
+                     "battery_w": battery_w, "heater_first": self.view.heater_first}]
 
-    def _warn_clock(self, name: str, ts: float, rx: float) -> None:
-        if rx - self._last_clock_warning > 60:
-            self._last_clock_warning = rx
-            log.warning("ingest: channel %s timestamp is %+.0f s off the local clock; using "
-                        "arrival time (check the logger's clock/NTP)", name, ts - rx)
+    def _warn_unmatched(self, rx: float, n: int, stats: IngestStats) -> None:
+        """A write where nothing matched is the likeliest misconfiguration (vzlogger's
+        default measurement_name is `vzlogger`): say what came and what would fix it."""
+        wanted = sorted(self.by_measurement)
+        seen = self.last_unmatched
+        hint = (f"{n} point(s) of measurement {seen!r} matched no channel (configured: "
+                f"{', '.join(map(repr, wanted)) or 'none over influx'}); set vzlogger's "
+                f"\"measurement_name\" to {wanted[0]!r} or [ingest] measurement = {seen!r}"
+                if wanted else f"{n} point(s) of measurement {seen!r}: no influx channel")
+        stats.hint(hint)
+        self._warn("unmatched", rx, "ingest: %s", hint)
+
+    def _fresh(self, spec: ChannelSpec | None, rx: float) -> float | None:
+        part = self.latest.get(spec.name) if spec is not None else None
+        return None if part is None or rx - part[1] > self.stale_after_s else part[0]
+
+    def _warn(self, kind: str, now: float, fmt: str, *args: Any) -> None:
+        """At most one warning a minute per kind: these come with every bad write."""
+        if now - self._warned.get(kind, -math.inf) >= WARN_EVERY_S:
+            self._warned[kind] = now
+            log.warning(fmt, *args)
+
+
+def _bad_value(value: Any) -> str:
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float)):
+        return "not_numeric"
+    if not math.isfinite(value):
+        return "not_finite"
+    return ""

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from vzdivert.ingest.auth import Auth
 from vzdivert.ingest.channels import Channels
 from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse
+from vzdivert.ingest.sources import volkszaehler
 from vzdivert.ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
@@ -35,6 +36,7 @@ class WriteApp:
         self.databases = set(databases)
         self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
         self.max_body_bytes, self.forward = max_body_bytes, forward
+        self.vz = volkszaehler.VolkszaehlerApi(channels, stats, publish)
         self._warned_mono = -WARN_EVERY_S
         self._unwarned = 0
 
@@ -52,6 +54,14 @@ class WriteApp:
                 return self.query(environ, start_response, query)
             if path == "/health" and method == "GET":
                 return _respond(start_response, 200, {"name": "vzdivert-ingest", "status": "pass"})
+            kind = volkszaehler.route(method, path)
+            if kind is not None:
+                return self.volkszaehler(environ, start_response, query, kind, path)
+            if method == "POST":
+                self.stats.reject("not_found")
+                self.warn_rejects(f"POST {path}: no such endpoint (vzlogger's api \"influxdb\" "
+                                  "posts to /write; its api \"volkszaehler\" needs the "
+                                  "middleware URL http://<this host>:<port>/middleware.php)")
             return _respond(start_response, 404, {"error": "not found"})
         except Exception:  # answer something even on a bug, and keep serving
             log.exception("ingest: internal error on %s %s", method, path)
@@ -96,12 +106,29 @@ class WriteApp:
             return _respond(start_response, 400, {"error": write_error(points, errors)})
         return _respond(start_response, 204)
 
+    def volkszaehler(self, environ: dict[str, Any], start_response: StartResponse,
+                     query: dict[str, str], kind: str, path: str) -> list[bytes]:
+        """vzlogger's middleware and push formats (ingest/sources/volkszaehler.py)."""
+        if not self.auth.allows(environ, query):
+            self.stats.reject("unauthorized")
+            self.warn_rejects("bad or missing credentials (volkszaehler api)")
+            return _respond(start_response, 401, volkszaehler.exception(
+                "authorization failed", "AuthenticationException"))
+        body, problem = self.read_body(environ)
+        if problem is not None:
+            status, reason = problem
+            self.stats.reject(reason)
+            return _respond(start_response, status,
+                            volkszaehler.exception(reason.replace("_", " ")))
+        return _respond(start_response, *self.vz.handle(kind, path, body))
+
     def warn_rejects(self, what: str) -> None:
         """At most one warning a minute for rejected writes, with the count in between."""
         now = time.monotonic()
         if now - self._warned_mono < WARN_EVERY_S:
             self._unwarned += 1
             return
+        self.stats.hint(what)
         more = f" ({self._unwarned} more rejected writes since the last warning)" \
             if self._unwarned else ""
         self._warned_mono, self._unwarned = now, 0

@@ -201,9 +201,12 @@ class IngestProcess:
         cfg.write_text(f'[ingest]\nlisten = "127.0.0.1:{self.port}"\n'
                        f'max_body_bytes = {max_body_bytes}\n'
                        f'{extra}\n[state]\ndir = "{tmp}"\n')
+        log_path = getattr(self, "log_path", None)  # a subclass may capture the log
+        self.log = open(log_path, "ab") if log_path else None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vzdivert.ingest", "--config", str(cfg), "--runtime-dir",
-             str(self.runtime)], cwd=REPO, start_new_session=True)
+             str(self.runtime)], cwd=REPO, start_new_session=True, stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None)
         self.ctx = zmq.Context()
         self.sub = bus.subscribe(self.ctx, self.runtime, "readings")
         try:
@@ -252,7 +255,12 @@ class IngestProcess:
     def no_reading(self, within_s: float = 0.3) -> bool:
         return not self.sub.poll(int(within_s * 1000))
 
+    def log_text(self) -> str:
+        return Path(self.log_path).read_text(errors="replace") if self.log else ""
+
     def close(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(10)
         self.ctx.destroy(0)
+        if self.log:
+            self.log.close()

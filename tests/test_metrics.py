@@ -29,7 +29,10 @@ HEALTH = {
                  "curve_points": [[0.0, 0.0], [1.0, 1.0]]},
 }
 INGEST = {"requests": 100, "lines": 120, "points": 98, "unmatched": 1,
-          "rejects": {"parse": 3, "auth": 1, "old": 4}, "channels": {},
+          "rejects": {"parse": 3, "auth": 1, "old": 4},
+          "channels": {"mqtt#0": {"source": "mqtt", "age_s": 0.4, "errors": 3,
+                                  "error": "lost broker", "rejects": {"bad_json": 2}},
+                       "grid": {"age_s": None, "rejects": {}, "error": ""}},
           "last_reading_age_s": 0.7}
 
 
@@ -102,6 +105,19 @@ def test_ingest_rejects_by_reason(fams: dict) -> None:
     assert value(fams, "vzdivert_ingest_requests", "vzdivert_ingest_requests_total") == 100
     assert value(fams, "vzdivert_ingest_points", "vzdivert_ingest_points_total") == 98
     assert value(fams, "vzdivert_ingest_last_reading_age_seconds") == 0.7
+
+
+def test_ingest_channels(fams: dict) -> None:
+    mqtt, grid = {"channel": "mqtt#0", "source": "mqtt"}, {"channel": "grid", "source": "influx"}
+    assert value(fams, "vzdivert_ingest_channel_age_seconds", **mqtt) == 0.4
+    assert not [s for s in fams["vzdivert_ingest_channel_age_seconds"].samples
+                if s.labels == grid]  # no value yet: no sample
+    assert value(fams, "vzdivert_ingest_channel_down", **mqtt) == 1.0
+    assert value(fams, "vzdivert_ingest_channel_down", **grid) == 0.0
+    assert value(fams, "vzdivert_ingest_channel_errors",
+                 "vzdivert_ingest_channel_errors_total", **mqtt) == 3.0
+    assert value(fams, "vzdivert_ingest_channel_rejects", "vzdivert_ingest_channel_rejects_total",
+                 reason="bad_json", **mqtt) == 2.0
 
 
 def test_loop_latency_quantiles_and_counters(fams: dict) -> None:

@@ -97,6 +97,7 @@ def test_dashboard_updates_live(browser: Browser,
     page.goto(system.base)
     expect(page.locator("#conn")).to_have_text("live")
     expect(page.locator("#v-grid")).to_have_text("-800")
+    expect(page.locator('[data-channel="grid"]')).to_contain_text("influx")  # per channel
     expect(page.locator('[data-badge="exporting"]')).to_be_visible()
     expect(page.locator("#v-duty")).not_to_have_text("0.0")  # the loop opened the output
     # diverted power shows until the loop sees the load not react (this meter ignores the

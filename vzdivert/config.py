@@ -108,22 +108,9 @@ def _tags_check(value: dict) -> str | None:
     return None
 
 
-_CHANNEL_KEYS = {"name": str, "measurement": str, "field": str, "tags": dict, "scale": (int, float)}
-
-
 def _channels_check(value: list) -> str | None:
-    for i, ch in enumerate(value):
-        if not isinstance(ch, dict):
-            return f"entry {i} must be a table"
-        for name, v in ch.items():
-            kind = _CHANNEL_KEYS.get(name)
-            if kind is None:
-                return f"entry {i}: unknown key {name!r} (allowed: {', '.join(_CHANNEL_KEYS)})"
-            if not isinstance(v, kind) or isinstance(v, bool):
-                return f"entry {i}: {name} has the wrong type ({v!r})"
-        if "tags" in ch and _tags_check(ch["tags"]):
-            return f"entry {i}: tag keys and values must be strings"
-    return None
+    from vzdivert.ingest.channel_spec import check_channels  # the ingest owns the contract
+    return check_channels(value)
 
 
 def _topic_check(value: str) -> str | None:
@@ -233,9 +220,11 @@ SCHEMA: tuple[Key, ...] = (
         "Tags a point must carry to count, e.g. { uuid = \"4a2677c0-...\" } when several "
         "channels post to the same measurement.", check=_tags_check),
     Key("ingest", "channels", list, [],
-        "Combine several series into the grid power: a list of tables with measurement, field, "
-        "tags and scale (e.g. import scale 1, export scale -1). Empty: use measurement/field/"
-        "tags above.", check=_channels_check),
+        "Where the grid power comes from: a list of tables, each with a source (influx, mqtt, "
+        "http, sma-em, volkszaehler; or a device preset), its keys (measurement/field/tags, "
+        "topic, url, serial, uuid; json_path), scale and role (grid, battery_w, battery_soc); "
+        "grid channels are summed. Empty: one influx channel from measurement/field/tags "
+        "above. See docs/sources.md.", check=_channels_check),
     Key("ingest", "username", str, "", "Require this user (v1 Basic auth or u/p); empty: none."),
     Key("ingest", "password", str, "", "Password for `username`."),
     Key("ingest", "token", str, "", "Require `Authorization: Token <token>` (v2); empty: none."),
@@ -261,6 +250,29 @@ SCHEMA: tuple[Key, ...] = (
     Key("ingest", "max_body_bytes", int, 10_000_000,
         "Largest request body accepted; bigger writes get 413.", min=1024, max=1_000_000_000,
         unit="bytes"),
+    # -- meter sources and the battery (docs/sources.md) --
+    Key("ingest", "sma_listen", str, "0.0.0.0:9522",
+        "UDP address sma-em channels listen on (datagrams to the group or sent here directly).",
+        check=_listen_check),
+    Key("ingest", "sma_group", str, "239.12.255.254",
+        "Multicast group sma-em channels join; empty: no join (unicast only)."),
+    Key("battery", "policy", str, "battery_first",
+        "With battery_w/battery_soc channels: battery_first diverts only what the grid exports; "
+        "heater_first counts the battery's charging power above charge_reserve_w as surplus "
+        "once its state of charge reaches heater_first_above_soc_pct. Discharge always counts "
+        "as import.", choices=("battery_first", "heater_first")),
+    Key("battery", "heater_first_above_soc_pct", float, 80.0,
+        "State of charge from which the heater comes before the battery (heater_first).",
+        min=0, max=100, unit="%"),
+    Key("battery", "soc_hysteresis_pct", float, 2.0,
+        "heater_first ends only when the state of charge falls this far below the threshold.",
+        min=0, max=50, unit="%"),
+    Key("battery", "charge_reserve_w", float, 0.0,
+        "Charging power left to the battery under heater_first.", min=0, max=100_000, unit="W"),
+    Key("battery", "give_back_w", float, 50.0,
+        "While the battery charges and the heater does not come first, this much counts as "
+        "import, so the heater yields surplus to a battery that regulates to zero more slowly "
+        "than we do; 0 = off.", min=0, max=10_000, unit="W"),
     Key("output", "driver", str, "pigpio",
         "Output back-end: pigpio (Pi <= 4), sysfs (kernel PWM, Pi 5) or sim (no hardware).",
         choices=("pigpio", "sim", "sysfs")),

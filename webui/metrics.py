@@ -209,6 +209,31 @@ class FeedCollector:
         yield from _gauge("vzdivert_ingest_last_reading_age_seconds",
                           "Time since the ingest accepted the newest reading",
                           st.get("last_reading_age_s"))
+        yield from channel_metrics(st.get("channels") or {})
+
+
+def channel_metrics(channels: dict[str, Any]) -> Iterator[Metric]:
+    """Per meter channel (docs/sources.md): age of its newest value, failures, rejects."""
+    labels = ["channel", "source"]
+    age = GaugeMetricFamily("vzdivert_ingest_channel_age_seconds",
+                            "Time since the channel's newest accepted value", labels=labels)
+    down = GaugeMetricFamily("vzdivert_ingest_channel_down",
+                             "1 while the channel's source is failing", labels=labels)
+    errors = CounterMetricFamily("vzdivert_ingest_channel_errors",
+                                 "Failed polls or connections of the channel's source",
+                                 labels=labels)
+    rejects = CounterMetricFamily("vzdivert_ingest_channel_rejects",
+                                  "Values of the channel rejected, by reason",
+                                  labels=[*labels, "reason"])
+    for name, ch in sorted(channels.items()):
+        key = [str(name), str(ch.get("source", "influx"))]
+        if _number(ch.get("age_s")) is not None:
+            age.add_metric(key, float(ch["age_s"]))
+        down.add_metric(key, 1.0 if ch.get("error") else 0.0)
+        errors.add_metric(key, float(_number(ch.get("errors")) or 0.0))
+        for reason, n in sorted((ch.get("rejects") or {}).items()):
+            rejects.add_metric([*key, str(reason)], float(n))
+    yield from (age, down, errors, rejects)
 
 
 def render_metrics(feed: Feed, now: float | None = None) -> tuple[bytes, str]:

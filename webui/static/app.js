@@ -188,7 +188,31 @@ function renderIngest(ing, s) {
     facts.push(["ingest.forwarded", t("ingest.forwarded_detail", { n: n(ing.forwarded),
       dropped: n(ing.forward_dropped), failed: n(ing.forward_failed) })]);
   }
+  const bat = ing.battery || {};
+  if (bat.policy) {
+    const w = typeof bat.battery_w === "number" ? `${nf0.format(bat.battery_w)} W` : "no data";
+    const soc = typeof bat.soc_pct === "number" ? `, ${nf0.format(bat.soc_pct)} %` : "";
+    facts.push(["ingest.battery", `${w}${soc} · ${bat.heater_first ? "heater first" : "battery first"} · meter ${nf0.format(bat.meter_grid_w)} W → control ${nf0.format(bat.control_grid_w)} W`]);
+  }
+  if (ing.problem) facts.push(["ingest.last_problem", `${ing.problem} (${fmtAge(ing.problem_age_s)})`]);
   $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: t(k) }), el("dd", { text: String(v) })]));
+  renderChannels(ing.channels || {});
+}
+
+function renderChannels(channels) {
+  const rows = Object.entries(channels).map(([name, c]) => {
+    const rejects = Object.entries(c.rejects || {});
+    const role = c.role && c.role !== "grid" ? ` (${c.role})` : "";
+    return el("tr", { "data-channel": name },
+      el("td", { text: name + role }),
+      el("td", { class: "narrow-hide", text: c.source || "influx" }),
+      el("td", { text: typeof c.value === "number" ? nf1.format(c.value) : "–" }),
+      el("td", { text: fmtAge(c.age_s) }),
+      el("td", { class: "narrow-hide", text: rejects.length ? rejects.map(([k, v]) => `${k}: ${v}`).join(", ") : "0" }),
+      el("td", { class: "wrap", text: c.error || "–" }));
+  });
+  $("#channels").hidden = rows.length === 0;
+  $("#channels tbody").replaceChildren(...rows);
 }
 
 /* ---------- chart ---------- */
