@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vzdivert.channel_spec import ChannelSpec, specs_from_config
 from vzdivert.ingest.battery import BatteryPolicy, BatteryView
-from vzdivert.ingest.channel_spec import ChannelSpec, specs_from_config
 from vzdivert.ingest.lineproto import Point
 from vzdivert.ingest.stats import IngestStats
 

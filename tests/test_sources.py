@@ -8,11 +8,12 @@ import json
 import pytest
 from meterfakes import DEVICES, UUID, sma_datagram, tasmota_sensor
 
+from vzdivert import meter_presets as presets
+from vzdivert.channel_spec import check_channel, specs_from_config
 from vzdivert.config import ConfigError, validate
 from vzdivert.ingest.battery import BatteryPolicy, BatteryView
-from vzdivert.ingest.channel_spec import check_channel, specs_from_config
 from vzdivert.ingest.channels import Channels, ChannelSpec
-from vzdivert.ingest.sources import presets, volkszaehler
+from vzdivert.ingest.sources import volkszaehler
 from vzdivert.ingest.sources.sma_em import parse_datagram
 from vzdivert.ingest.sources.values import PayloadError, extract
 from vzdivert.ingest.stats import IngestStats

@@ -109,7 +109,7 @@ def _tags_check(value: dict) -> str | None:
 
 
 def _channels_check(value: list) -> str | None:
-    from vzdivert.ingest.channel_spec import check_channels  # the ingest owns the contract
+    from vzdivert.channel_spec import check_channels
     return check_channels(value)
 
 

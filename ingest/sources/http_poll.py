@@ -10,7 +10,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from vzdivert.ingest.channel_spec import ChannelSpec
+from vzdivert.channel_spec import ChannelSpec
 from vzdivert.ingest.sources.sink import Outage, Sink
 from vzdivert.ingest.sources.values import PayloadError, extract
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from vzdivert.ingest.channel_spec import ChannelSpec
+from vzdivert.channel_spec import ChannelSpec
 from vzdivert.ingest.sources.sink import Outage, Sink
 from vzdivert.ingest.sources.values import PayloadError, extract
 

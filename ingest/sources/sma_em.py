@@ -10,7 +10,7 @@ import struct
 import threading
 import time
 
-from vzdivert.ingest.channel_spec import ChannelSpec
+from vzdivert.channel_spec import ChannelSpec
 from vzdivert.ingest.sources.sink import Outage, Sink
 from vzdivert.ingest.sources.values import PayloadError
 

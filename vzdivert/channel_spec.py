@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from vzdivert.ingest.sources.presets import expand
+from vzdivert.meter_presets import expand
 
 SOURCES = ("influx", "mqtt", "http", "sma-em", "volkszaehler")
 ROLES = ("grid", "battery_w", "battery_soc")
