@@ -77,7 +77,7 @@ function tServer(msg) {
   if (typeof msg !== "string" || !msg) return msg;
   for (const [re, key, names] of I18N.server) {
     const m = re.exec(msg);
-    if (m) return t(key, Object.fromEntries(names.map((n, i) => [n, m[i + 1]])));
+    if (m) return t(key, Object.fromEntries(names.map((n, i) => [n, serverPart(n, m[i + 1])])));
   }
   const field = /^([A-Za-z_][\w.]*): (.+)$/s.exec(msg);
   if (field) {
@@ -85,6 +85,18 @@ function tServer(msg) {
     if (rest !== field[2]) return `${field[1]}: ${rest}`;
   }
   return msg;
+}
+
+/* A part of a server message: a decimal number in the page's format ("61.5" → "61,5" in
+   German; integers stay as sent), a nested reason ({why}) translated in turn. */
+function serverPart(name, value) {
+  const dec = /^-?\d+\.(\d+)$/.exec(value);
+  if (dec) {
+    const digits = dec[1].length;
+    return new Intl.NumberFormat(I18N.locale, { minimumFractionDigits: digits,
+      maximumFractionDigits: digits, useGrouping: false }).format(Number(value));
+  }
+  return name === "why" ? tServer(value) : value;
 }
 
 /* A unit from the schema: symbols (W, s) stay, words ("readings") have "unit.<word>". */
