@@ -105,9 +105,12 @@ function tUnit(unit) {
   return Object.hasOwn(I18N.fallback, `unit.${unit}`) ? t(`unit.${unit}`) : unit;
 }
 
-/* Settings help: the language's catalogue by section.key, else the schema's English. */
+/* Settings help: the language's catalogue by section.key, else the schema's English. A
+   live setting named after its section (guarantee_by) has the key without the prefix
+   (guarantee.by). */
 function tHelp(section, name, english) {
-  return I18N.help[`${section}.${name}`] || english;
+  const key = name.startsWith(`${section}_`) ? name.slice(section.length + 1) : name;
+  return I18N.help[`${section}.${name}`] || I18N.help[`${section}.${key}`] || english;
 }
 
 /* Static text in the page: data-i18n (text) and data-i18n-title / -aria-label /
