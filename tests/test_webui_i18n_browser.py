@@ -171,3 +171,36 @@ def test_german_browser_gets_german_and_the_switch_is_remembered(
     page.locator("#lang").select_option("de")
     expect(page.locator("#settings-card h2")).to_have_text("Einstellungen")
     page.context.close()
+
+
+def test_hot_water_and_meter_texts_in_german(browser: Browser,  # noqa: F811
+                                             live_system: UISystem) -> None:
+    """The hot-water card and the server's hold and guarantee reasons (fixed patterns,
+    decimals in the German format, a nested reason translated too)."""
+    page = german_page(browser)
+    page.goto(live_system.base)
+    wait_filled(page)
+    expect(page.locator("#hotwater-card h2")).to_have_text("Warmwasser")
+    expect(page.locator("#boost-btn")).to_have_text("Boost 30 min")
+    expect(page.locator("#hotwater")).to_contain_text("Betriebsart")
+    expect(page.locator('#channels th').first).to_have_text("Kanal")
+    said = page.evaluate("""() => [
+        "tank at 61.5 °C (max_c 60; heating again below 55 °C)",
+        "no tank temperature for 130 s (w1_slave: CRC check failed (loose wire or long bus?))",
+        "1250 Wh missing; top-up from 03:10 unless surplus covers it",
+        "1250 Wh missing; top-up from now unless surplus covers it",
+        "topping up 800 Wh (late: cannot finish before the deadline)",
+        "met: the thermostat opened (tank full)",
+        "something new",
+    ].map(tServer)""")
+    assert said == [
+        "Speicher hat 61,5 °C (max_c 60; heizt wieder unter 55 °C)",
+        "seit 130 s keine Speichertemperatur (w1_slave: CRC-Prüfung fehlgeschlagen "
+        "(Wackelkontakt oder zu langer Bus?))",
+        "1250 Wh fehlen; Nachheizen aus dem Netz ab 03:10, falls der Überschuss nicht reicht",
+        "1250 Wh fehlen; Nachheizen aus dem Netz ab sofort, falls der Überschuss nicht reicht",
+        "Nachheizen aus dem Netz: 800 Wh (zu spät: bis zur Frist nicht mehr zu schaffen)",
+        "erfüllt: der Thermostat hat abgeschaltet (Speicher voll)",
+        "something new",
+    ]
+    page.context.close()

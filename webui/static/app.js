@@ -120,21 +120,30 @@ function renderState(s) {
   }
 }
 
-const fmtTime = (epoch) => (epoch ? new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "–");
+const fmtTime = (epoch) => (epoch ? timeFmt.format(new Date(epoch * 1000)) : "–");
+
+/* hot-water modes as the state names them; names: "hw.mode_*" */
+const HW_MODES = { auto: "hw.mode_auto", boost: "hw.mode_boost", pause: "hw.mode_pause",
+  topup: "hw.mode_topup", manual: "hw.mode_manual", stale: "hw.mode_stale" };
 
 function renderHotWater(s) {
   const g = s.guarantee;
   const mode = s.mode || "auto";
+  const modeName = Object.hasOwn(HW_MODES, mode) ? t(HW_MODES[mode]) : mode;
+  const tank = s.tank_c === null || s.tank_c === undefined
+    ? (s.tank_error ? tServer(s.tank_error) : t("hw.no_sensor"))
+    : s.tank_age_s != null ? t("hw.tank_c_age", { c: nf1.format(s.tank_c), age: fmtAge(s.tank_age_s) })
+      : t("hw.tank_c", { c: nf1.format(s.tank_c) });
   const facts = [
-    ["Mode", mode + (s.mode_until ? ` until ${fmtTime(s.mode_until)}` : "")],
-    ["Tank", s.tank_c === null || s.tank_c === undefined ? (s.tank_error || "no sensor")
-      : `${nf1.format(s.tank_c)} °C` + (s.tank_age_s != null ? ` (${fmtAge(s.tank_age_s)})` : "")],
+    ["hw.mode", s.mode_until ? t("hw.mode_until", { mode: modeName, time: fmtTime(s.mode_until) }) : modeName],
+    ["hw.tank", tank],
   ];
-  if (s.hold_reason) facts.push(["Heating held", s.hold_reason]);
+  if (s.hold_reason) facts.push(["hw.held", tServer(s.hold_reason)]);
   if (g) {
-    facts.push(["Guarantee", g.deadline ? `by ${fmtTime(g.deadline)}: ${g.reason}` : g.reason]);
+    const reason = tServer(g.reason);
+    facts.push(["hw.guarantee", g.deadline ? t("hw.guarantee_by", { time: fmtTime(g.deadline), reason }) : reason]);
   }
-  $("#hotwater").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  $("#hotwater").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: t(k) }), el("dd", { text: v })]));
   const held = mode === "boost" || mode === "pause";
   $("#auto-btn").hidden = !held || !session.canEdit;
   for (const b of ["#boost-btn", "#pause-btn"]) $(b).disabled = !session.canEdit;
@@ -144,7 +153,7 @@ function renderHotWater(s) {
 async function hotWater(cmd, minutes) {
   const r = await api("POST", `/api/${cmd}`, { minutes });
   const m = $("#hotwater-msg");
-  m.textContent = r.ok ? "" : (r.data.errors || [`failed (${r.status})`]).join("; ");
+  m.textContent = r.ok ? "" : (r.data.errors || [t("hw.failed", { status: r.status })]).map(tServer).join("; ");
   m.className = `msg ${r.ok ? "" : "bad"}`;
   if (r.ok) renderState(r.data);
 }
@@ -190,26 +199,36 @@ function renderIngest(ing, s) {
   }
   const bat = ing.battery || {};
   if (bat.policy) {
-    const w = typeof bat.battery_w === "number" ? `${nf0.format(bat.battery_w)} W` : "no data";
+    const w = typeof bat.battery_w === "number" ? `${nf0.format(bat.battery_w)} W` : t("battery.no_data");
     const soc = typeof bat.soc_pct === "number" ? `, ${nf0.format(bat.soc_pct)} %` : "";
-    facts.push(["ingest.battery", `${w}${soc} · ${bat.heater_first ? "heater first" : "battery first"} · meter ${nf0.format(bat.meter_grid_w)} W → control ${nf0.format(bat.control_grid_w)} W`]);
+    facts.push(["ingest.battery", t("battery.line", { w: `${w}${soc}`,
+      first: t(bat.heater_first ? "battery.heater_first" : "battery.battery_first"),
+      meter: fmtW(bat.meter_grid_w), control: fmtW(bat.control_grid_w) })]);
   }
-  if (ing.problem) facts.push(["ingest.last_problem", `${ing.problem} (${fmtAge(ing.problem_age_s)})`]);
+  if (ing.problem) {
+    facts.push(["ingest.last_problem", t("ingest.problem_age", { problem: tServer(ing.problem), age: fmtAge(ing.problem_age_s) })]);
+  }
   $("#ingest").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: t(k) }), el("dd", { text: String(v) })]));
   renderChannels(ing.channels || {});
 }
+
+/* what a channel's value is for ([[ingest.channels]] role); names: "channel.role_*" */
+const CHANNEL_ROLES = { grid: "channel.role_grid", battery_w: "channel.role_battery_w",
+  battery_soc: "channel.role_battery_soc" };
 
 function renderChannels(channels) {
   const rows = Object.entries(channels).map(([name, c]) => {
     const rejects = Object.entries(c.rejects || {});
     const role = c.role && c.role !== "grid" ? ` (${c.role})` : "";
+    const roleName = Object.hasOwn(CHANNEL_ROLES, c.role || "grid") ? t(CHANNEL_ROLES[c.role || "grid"]) : undefined;
     return el("tr", { "data-channel": name },
-      el("td", { text: name + role }),
-      el("td", { class: "narrow-hide", text: c.source || "influx" }),
+      el("td", { text: name + role, translate: "no", title: roleName }),
+      el("td", { class: "narrow-hide", text: c.source || "influx", translate: "no" }),
       el("td", { text: typeof c.value === "number" ? nf1.format(c.value) : "–" }),
       el("td", { text: fmtAge(c.age_s) }),
-      el("td", { class: "narrow-hide", text: rejects.length ? rejects.map(([k, v]) => `${k}: ${v}`).join(", ") : "0" }),
-      el("td", { class: "wrap", text: c.error || "–" }));
+      el("td", { class: "narrow-hide", translate: "no",
+        text: rejects.length ? rejects.map(([k, v]) => `${k}: ${nf0.format(v)}`).join(", ") : nf0.format(0) }),
+      el("td", { class: "wrap", text: c.error ? tServer(c.error) : "–" }));
   });
   $("#channels").hidden = rows.length === 0;
   $("#channels tbody").replaceChildren(...rows);
@@ -244,8 +263,8 @@ function makeChart() {
         value: (u, v) => v == null ? "–" : `${fmtW(v)} W` },
       { label: t("chart.duty"), scale: "pct", stroke: css("--c-duty"), width: 1.2,
         value: (u, v) => v == null ? "–" : `${nf1.format(v)} %` },
-      { label: "Tank", scale: "C", stroke: css("--c-tank"), width: 1.4,
-        value: (u, v) => v == null ? "–" : `${nf1.format(v)} °C` },
+      { label: t("chart.tank"), scale: "C", stroke: css("--c-tank"), width: 1.4,
+        value: (u, v) => v == null ? "–" : t("hw.tank_c", { c: nf1.format(v) }) },
     ],
     axes: [
       { ...axis, space: 70, incrs: TIME_INCRS_S, values: (u, vals, ax, space, incr) => vals.map((v) =>

@@ -77,7 +77,7 @@ function tServer(msg) {
   if (typeof msg !== "string" || !msg) return msg;
   for (const [re, key, names] of I18N.server) {
     const m = re.exec(msg);
-    if (m) return t(key, Object.fromEntries(names.map((n, i) => [n, m[i + 1]])));
+    if (m) return t(key, Object.fromEntries(names.map((n, i) => [n, serverPart(n, m[i + 1])])));
   }
   const field = /^([A-Za-z_][\w.]*): (.+)$/s.exec(msg);
   if (field) {
@@ -87,15 +87,30 @@ function tServer(msg) {
   return msg;
 }
 
+/* A part of a server message: a decimal number in the page's format ("61.5" → "61,5" in
+   German; integers stay as sent), a nested reason ({why}) translated in turn. */
+function serverPart(name, value) {
+  const dec = /^-?\d+\.(\d+)$/.exec(value);
+  if (dec) {
+    const digits = dec[1].length;
+    return new Intl.NumberFormat(I18N.locale, { minimumFractionDigits: digits,
+      maximumFractionDigits: digits, useGrouping: false }).format(Number(value));
+  }
+  return name === "why" ? tServer(value) : value;
+}
+
 /* A unit from the schema: symbols (W, s) stay, words ("readings") have "unit.<word>". */
 function tUnit(unit) {
   if (!unit) return "";
   return Object.hasOwn(I18N.fallback, `unit.${unit}`) ? t(`unit.${unit}`) : unit;
 }
 
-/* Settings help: the language's catalogue by section.key, else the schema's English. */
+/* Settings help: the language's catalogue by section.key, else the schema's English. A
+   live setting named after its section (guarantee_by) has the key without the prefix
+   (guarantee.by). */
 function tHelp(section, name, english) {
-  return I18N.help[`${section}.${name}`] || english;
+  const key = name.startsWith(`${section}_`) ? name.slice(section.length + 1) : name;
+  return I18N.help[`${section}.${name}`] || I18N.help[`${section}.${key}`] || english;
 }
 
 /* Static text in the page: data-i18n (text) and data-i18n-title / -aria-label /
