@@ -1,16 +1,18 @@
 """The worker's safety decisions as pure code: stale timer, old and out-of-order readings,
-holds and their expiry, output-fault recovery, read-back repair and energy accounting. The
-clock is passed in; every method returns the ``Plan`` the shell writes (or None: nothing to
-write). Every zeroing goes through ``safe_off(reason)``, the one way to the safe state."""
+holds and their expiry, the split of power between the loads (``Allocator``), output-fault
+recovery, read-back repair and energy accounting. The clock is passed in; every method
+returns the ``Plan`` the shell writes (or None: nothing to write). Every zeroing goes
+through ``safe_off(reason)``, the one way to the safe state of every output."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from vzdivert.output import PWM_NAME
+from vzdivert.output import BYPASS_NAME, PWM_NAME, relay_output
+from vzdivert.rtworker.allocator import Allocator, Relay
 from vzdivert.rtworker.controller import Controller, params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
@@ -27,7 +29,7 @@ class Refused(ValueError):
 
 
 class EnergySink(Protocol):
-    def add(self, power_w: float, dt_s: float) -> None: ...
+    def add(self, power_w: float, dt_s: float, load: str | None = None) -> None: ...
 
 
 @dataclass
@@ -60,7 +62,9 @@ class WorkerCore:
 
     def __init__(self, cfg: Any, energy: EnergySink, now: float):
         self.cfg = cfg
-        self.controller = Controller(params_from_config(cfg))
+        self.pwm_load = cfg.load.name
+        self.allocator = allocator_from_config(cfg, now)
+        self.controller = Controller(self._control_params(cfg))
         self.curve = curve_from_config(cfg)
         self.energy = energy
         self.stats = LoopStats()
@@ -75,6 +79,11 @@ class WorkerCore:
         self.grid_w: float | None = None
         self.fraction = 0.0
         self.levels: dict[str, float] = {PWM_NAME: 0.0}
+        if self.allocator.bypass_after_s is not None:
+            self.levels[BYPASS_NAME] = 0.0
+        for relay in self.allocator.relays:
+            self.levels[relay_output(relay.name)] = 0.0
+        self._written: dict[str, float] = {}  # what the outputs run, as far as we know
         self.error = ""
         self.output_fault = False
         self.readback_mismatches = 0
@@ -82,6 +91,11 @@ class WorkerCore:
     @property
     def duty(self) -> float:
         return self.levels[PWM_NAME]
+
+    def _control_params(self, cfg: Any) -> Any:
+        """The controller decides the power of all loads together."""
+        params = params_from_config(cfg)
+        return replace(params, rating_w=self.allocator.capacity_w)
 
     # -- the one way to the safe state ---------------------------------------------------
     def safe_off(self, reason: str, now: float) -> Plan:
@@ -92,8 +106,10 @@ class WorkerCore:
         self.fraction = 0.0
         for name in self.levels:
             self.levels[name] = 0.0
+        self.allocator.all_off(now)
         self.controller.reset()
-        return Plan(safe=True, reason=reason)
+        self._written = {}  # known again once all_off succeeded
+        return Plan(levels=dict(self.levels), safe=True, reason=reason)
 
     def start(self, now: float) -> Plan:
         """Start-up: whatever a previous worker left running goes off first."""
@@ -132,13 +148,11 @@ class WorkerCore:
         self.last_ts, self.last_reading_mono, self.grid_w = ts, now, grid_w
         if self._expire(now):
             self.controller.reset()
-        hold = self.holds.active(PWM_NAME)
-        if hold is None:
-            self.fraction = self.controller.step(grid_w, dt_s)
-            self.levels[PWM_NAME] = self.curve.duty(self.fraction)
+        if self.holds.freezing():
+            self._hold_pwm(now)
         else:
-            self.levels[PWM_NAME] = hold.level
-            self.fraction = self.curve.power_fraction(hold.level)
+            self.fraction = self.controller.step(grid_w, dt_s)
+            self._allocate(now)
         plan = self._write_plan()
         if self.observers:
             step = Step(now, dt_s, grid_w, self.fraction, dict(self.levels),
@@ -146,6 +160,43 @@ class WorkerCore:
             for observe in self.observers:
                 observe(step)
         return plan
+
+    def _allocate(self, now: float) -> None:
+        """Split the controller's power between the loads; tell it what really went out."""
+        alloc = self.allocator
+        alloc.observe(self.controller.surplus_w, now)
+        forced = {}
+        for relay in alloc.relays:
+            hold = self.holds.active(relay.name)
+            if hold is not None:
+                forced[relay.name] = hold.level >= 0.5
+        pwm_hold = self.holds.active(self.pwm_load)
+        split = alloc.split(self.controller.command_w, now, forced,
+                            pwm_available=pwm_hold is None or pwm_hold.level > 0)
+        if abs(split.applied_w - self.controller.command_w) > 1e-6:
+            self.controller.applied(split.applied_w)
+        pwm_w = split.pwm_w if pwm_hold is None else pwm_hold.level * self.cfg.load.rating_w
+        self.levels[PWM_NAME] = self.curve.duty(pwm_w / self.cfg.load.rating_w)
+        self._relay_levels()
+
+    def _hold_pwm(self, now: float) -> None:
+        """A hold that freezes control (calibration) sets the PWM load; relays stay as they
+        are, the bypass opens (the PWM must reach the load)."""
+        hold = self.holds.active(self.pwm_load)
+        level = hold.level if hold is not None else self.duty
+        self.allocator.split(0.0, now, frozen=True)
+        self.levels[PWM_NAME] = level
+        self.fraction = self.curve.power_fraction(level)
+        self._relay_levels()
+
+    def _relay_levels(self) -> None:
+        alloc = self.allocator
+        if BYPASS_NAME in self.levels:
+            self.levels[BYPASS_NAME] = float(alloc.bypass)
+            if alloc.bypass:
+                self.levels[PWM_NAME] = 0.0  # the module is bridged: spare it the heat
+        for relay in alloc.relays:
+            self.levels[relay_output(relay.name)] = float(relay.on)
 
     def tick(self, now: float) -> Plan | None:
         """Between readings: the stale timer and hold expiry."""
@@ -168,7 +219,7 @@ class WorkerCore:
         """Hold the PWM load at ``duty`` for ``hold_s`` (calibration); None hands back to
         the controller. Refused on stale data; ends by itself; stale data end it at once."""
         if duty is None:
-            self.holds.clear(PWM_NAME, MANUAL)
+            self.holds.clear(self.pwm_load, MANUAL)
             self.controller.reset()
             return None
         if self.stale:
@@ -176,9 +227,8 @@ class WorkerCore:
         if not 0.0 <= duty <= 1.0 or not 0.0 < hold_s <= MANUAL_MAX_S:
             raise Refused("manual: duty must be 0..1 and hold_s 0..60")
         self.account(now)
-        self.holds.put(PWM_NAME, Hold(MANUAL, duty, now + hold_s, "manual (calibration)"))
-        self.levels[PWM_NAME] = duty
-        self.fraction = self.curve.power_fraction(duty)
+        self.holds.put(self.pwm_load, Hold(MANUAL, duty, now + hold_s, "manual (calibration)"))
+        self._hold_pwm(now)
         return self._write_plan()
 
     def _expire(self, now: float) -> str:
@@ -190,9 +240,16 @@ class WorkerCore:
 
     # -- write results -------------------------------------------------------------------
     def _write_plan(self, note: str = "") -> Plan:
-        return Plan(levels=dict(self.levels), recover=self.output_fault, note=note)
+        """The PWM every step (its write is the loop's heartbeat at the pin); relays only
+        when they change, after a fault, or when their level is not known."""
+        if self.output_fault:
+            return Plan(levels=dict(self.levels), recover=True, note=note)
+        levels = {name: level for name, level in self.levels.items()
+                  if name == PWM_NAME or self._written.get(name) != level}
+        return Plan(levels=levels, note=note)
 
     def write_ok(self, plan: Plan) -> None:
+        self._written.update(plan.levels)
         if self.output_fault:
             log.info("output reachable again")
             self.output_fault = False
@@ -206,6 +263,9 @@ class WorkerCore:
         self.output_fault = True
         return self.safe_off("output write failed", now)
 
+    def off_ok(self, plan: Plan) -> None:
+        self._written.update(plan.levels)
+
     def off_failed(self, problems: list[str]) -> None:
         self.error = f"output off failed: {'; '.join(problems)}"
         log.error("%s", self.error)
@@ -215,14 +275,17 @@ class WorkerCore:
         """Someone else (another pigpio client, a restarted pigpiod) may have changed a pin:
         report it and put our level back (the safe state when ours is 0)."""
         expected = self.levels.get(name, 0.0)
-        if actual is None or abs(actual - expected) <= 2 * resolution + 1e-6:
+        tolerance = min(2 * resolution + 1e-6, 0.49)  # a relay's level is 0 or 1
+        if actual is None or abs(actual - expected) <= tolerance:
             return None
         self.readback_mismatches += 1
-        problem = f"output ran duty {actual:.4f}, expected {expected:.4f}: re-applied"
+        what = "output" if name == PWM_NAME else name
+        problem = f"{what} ran duty {actual:.4f}, expected {expected:.4f}: re-applied"
         log.warning("%s", problem)
         if not any(self.levels.values()):
             plan = self.safe_off(f"read-back: {name} ran {actual:.4f}", now)
         else:
+            self._written.pop(name, None)
             plan = self._write_plan()
         plan.note = problem
         return plan
@@ -233,32 +296,74 @@ class WorkerCore:
     # -- accounting and state ------------------------------------------------------------
     def account(self, now: float) -> None:
         """Energy since the last output change, at the power that was really on."""
-        if not self.stale and self.duty > 0:
-            self.energy.add(self.power_w(), now - self.last_output_mono)
+        dt_s = now - self.last_output_mono
         self.last_output_mono = now
+        if self.stale or dt_s <= 0:
+            return
+        for name, _kind, power_w, _level, _held in self._loads():
+            if power_w > 0:
+                self.energy.add(power_w, dt_s, name)
+
+    def _loads(self) -> list[tuple[str, str, float, float, str]]:
+        """(name, kind, modelled power W, duty or level, held reason) per load: the power
+        through each output, 0 where a load is seen not to draw (thermostat open)."""
+        rating_w = self.cfg.load.rating_w
+        pwm_w = 0.0 if self.controller.saturated else \
+            self.curve.power_fraction(self.duty) * rating_w
+        pwm_hold = self.holds.active(self.pwm_load)
+        held = pwm_hold.reason if pwm_hold is not None else \
+            "thermostat" if self.controller.saturated else ""
+        loads = [(self.pwm_load, "pwm", pwm_w, self.duty, held)]
+        alloc = self.allocator
+        if alloc.bypass_after_s is not None:
+            bypass_w = rating_w if alloc.bypass and not self.controller.saturated else 0.0
+            loads.append((f"{self.pwm_load} bypass", "bypass", bypass_w, float(alloc.bypass),
+                          ""))
+        for relay in alloc.relays:
+            hold = self.holds.active(relay.name)
+            held = hold.reason if hold is not None else relay.held
+            loads.append((relay.name, "relay", relay.rating_w if relay.on else 0.0,
+                          float(relay.on), held))
+        return loads
 
     def power_w(self) -> float:
-        """Modelled load power; 0 while the load is seen not to draw (thermostat open)."""
-        if self.controller.saturated:
-            return 0.0
-        return self.curve.power_fraction(self.duty) * self.cfg.load.rating_w
+        """Modelled power of all loads together."""
+        return sum(load[2] for load in self._loads())
 
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
         self.cfg, self.curve = cfg, curve
-        self.controller.update_params(params_from_config(cfg))
+        self.allocator.pwm_rating_w = cfg.load.rating_w
+        self.allocator.margin_w = cfg.load.relay_margin_w
+        self.controller.update_params(self._control_params(cfg))
 
     def mode(self) -> str:
         if self.stale:
             return "stale"
-        return "manual" if self.holds.get(PWM_NAME, MANUAL) is not None else "auto"
+        return "manual" if self.holds.get(self.pwm_load, MANUAL) is not None else "auto"
 
-    def state(self, now: float) -> dict[str, Any]:
+    def state(self, now: float, loads_today_wh: dict[str, float] | None = None
+              ) -> dict[str, Any]:
+        today = loads_today_wh or {}
+        loads = [{"name": name, "kind": kind, "on": level > 0, "duty": level,
+                  "power_w": 0.0 if self.stale else power_w,
+                  "energy_today_wh": today.get(name, 0.0), "held": held}
+                 for name, kind, power_w, level, held in self._loads()]
         return {
             "grid_w": self.grid_w, "target_w": self.cfg.control.target_w, "duty": self.duty,
-            "fraction": self.fraction, "power_w": 0.0 if self.stale else self.power_w(),
+            "fraction": self.fraction,
+            "power_w": 0.0 if self.stale else sum(load["power_w"] for load in loads),
             "stale": self.stale, "stale_reason": self.stale_reason, "mode": self.mode(),
             "saturated": self.controller.saturated, "error": self.error,
             "readback_mismatches": self.readback_mismatches,
-            "reading_age_s": now - self.last_reading_mono,
+            "reading_age_s": now - self.last_reading_mono, "loads": loads,
         }
+
+
+def allocator_from_config(cfg: Any, now: float) -> Allocator:
+    relays = [Relay(r.name, r.rating_w, r.min_on_s, r.min_off_s, r.priority)
+              for r in cfg.relays]
+    bypass = cfg.load.bypass_after_s if cfg.load.bypass_gpio >= 0 else None
+    return Allocator(cfg.load.rating_w, relays, now, pwm_priority=cfg.load.priority,
+                     margin_w=cfg.load.relay_margin_w, bypass_after_s=bypass,
+                     check_readings=cfg.control.max_delay_samples + 1)

@@ -87,6 +87,8 @@ class Worker:
             failed = self.outputs.all_off()
             if failed:
                 self.core.off_failed(failed)
+            else:
+                self.core.off_ok(plan)
             return
         try:
             if plan.recover:  # a recovered output starts from a known safe state
@@ -126,7 +128,8 @@ class Worker:
 
     def state(self) -> dict[str, Any]:
         now = time.monotonic()
-        return {"ts": time.time(), "seq": self.seq, **self.core.state(now),
+        return {"ts": time.time(), "seq": self.seq,
+                **self.core.state(now, self.energy.loads_today_wh),
                 "energy_wh": self.energy.total_wh, "energy_today_wh": self.energy.today_wh,
                 "loop": self.core.stats.summary(now), "realtime": self.realtime}
 

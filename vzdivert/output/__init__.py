@@ -19,8 +19,8 @@ from vzdivert.output.base import (
 )
 
 __all__ = ["Backend", "FrequencyUnsupported", "Output", "OutputError", "OutputSpec", "Switch",
-           "BACKENDS", "backend", "output_specs", "OutputSet", "open_output", "open_outputs",
-           "config_problems", "force_off"]
+           "BACKENDS", "PWM_NAME", "BYPASS_NAME", "relay_output", "backend", "output_specs",
+           "OutputSet", "open_output", "open_outputs", "config_problems", "force_off"]
 
 #: ``[output] driver`` -> the back-end class; imported on use, so the worker loads only its own
 BACKENDS: dict[str, str] = {
@@ -30,6 +30,7 @@ BACKENDS: dict[str, str] = {
 }
 
 PWM_NAME = "load"  # the ``[output]``/``[load]`` PWM output, the system's primary load
+BYPASS_NAME = "bypass"  # ``[load] bypass_gpio``: bridges the PWM load's SSR at 100 %
 
 
 def backend(cfg: Any, runtime_dir: str | Path) -> Backend:
@@ -43,8 +44,18 @@ def backend(cfg: Any, runtime_dir: str | Path) -> Backend:
 
 
 def output_specs(cfg: Any) -> list[OutputSpec]:
-    """Every output the config describes, the PWM load first."""
-    return [OutputSpec(PWM_NAME, "pwm", cfg.output.gpio, cfg.output)]
+    """Every output the config describes: the PWM load first, then its bypass, then the
+    relays in file order (named ``relay:<name>``)."""
+    specs = [OutputSpec(PWM_NAME, "pwm", cfg.output.gpio, cfg.output)]
+    if cfg.load.bypass_gpio >= 0:
+        specs.append(OutputSpec(BYPASS_NAME, "switch", cfg.load.bypass_gpio, cfg.output))
+    specs += [OutputSpec(relay_output(r.name), "switch", r.gpio, cfg.output, r.active_low)
+              for r in cfg.relays]
+    return specs
+
+
+def relay_output(name: str) -> str:
+    return f"relay:{name}"
 
 
 class OutputSet:
