@@ -1,7 +1,8 @@
 """Control benchmark: our controller against the original project's law and a
 delay-limited oracle on the house simulator. Prints per-scenario energy losses and ratios,
 the targets, meter-rate and meter-delay rows, and a check over several seeds.
-Run: python bench/control.py [--seed N] [--seeds K]"""
+Run: python bench/control.py [--seed N] [--seeds K]; with --loads, the several-loads bench
+(a PWM load plus relays against a Mk2-style threshold engine: bench/loads.py)."""
 
 from __future__ import annotations
 
@@ -209,7 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=7, help="check the targets on seeds 1..K")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override one of our control settings, e.g. ramp_lead=0")
+    ap.add_argument("--loads", action="store_true",
+                    help="run the several-loads bench instead (bench/loads.py)")
     args = ap.parse_args(argv)
+    if args.loads:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import loads
+
+        return loads.main([f"--seed={args.seed}", f"--seeds={min(args.seeds, 6)}"])
     for item in args.set:
         name, _, value = item.partition("=")
         if name not in ControlParams.__dataclass_fields__:

@@ -11,6 +11,11 @@ The rules, with ``avail`` = the wanted power minus the relays before this one th
 - a relay after it switches on only when the PWM load alone would overflow by more than the
   margin (``avail > pwm_rating + margin``) and the relay fits with the margin to spare; off
   when it no longer fits or the PWM load could take everything with the margin to spare.
+A rule must hold for ``on_after_s`` / ``off_after_s`` before a relay follows it (a leaky
+count: brief flickers do not reset it, a cloud shorter than that is ridden through, with
+the PWM load filling what it can); an import the relay causes counts with the square of
+its share of the rating, so a big shortfall switches off sooner and a small one much
+later. Minimum on/off times come on top.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 
 NOT_DRAWING_SHARE = 0.6  # the estimate jumping by this share of a rating: it does not draw
+JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the relay
 RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
 
 
@@ -36,6 +42,8 @@ class Relay:
     # switch-on check: the surplus estimate before, and readings left to watch
     _check_left: int = 0
     _check_base_w: float = 0.0
+    _confirm_left: int = 0  # switched off on suspicion: readings left to confirm it
+    _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
     switches: int = 0
 
 
@@ -50,13 +58,16 @@ class Split:
 class Allocator:
     def __init__(self, pwm_rating_w: float, relays: list[Relay], now: float,
                  pwm_priority: int = 0, margin_w: float = 100.0,
-                 bypass_after_s: float | None = None, check_readings: int = 2):
+                 bypass_after_s: float | None = None, check_readings: int = 2,
+                 on_after_s: float = 0.0, off_after_s: float = 0.0):
         self.pwm_rating_w = pwm_rating_w
         self.relays = relays
         self.pwm_priority = pwm_priority
         self.margin_w = margin_w
         self.bypass_after_s = bypass_after_s  # None: no bypass
         self.check_readings = check_readings
+        self.on_after_s, self.off_after_s = on_after_s, off_after_s
+        self._last_now = now
         self.bypass = False
         self.bypass_since = now
         self._surplus_w = 0.0  # the controller's estimate at the last observe()
@@ -79,7 +90,7 @@ class Allocator:
             if relay.on:
                 relay.on, relay.since = False, now
                 relay.switches += 1
-            relay._check_left = 0
+            relay._check_left = relay._confirm_left = 0
         if self.bypass:
             self.bypass, self.bypass_since = False, now
         self.full_since = None
@@ -90,6 +101,8 @@ class Allocator:
         ``pwm_available``: False while a hold keeps the PWM load off; ``frozen``: keep
         every relay as it is (calibration is measuring the PWM load)."""
         forced = forced or {}
+        dt = min(max(now - self._last_now, 0.0), 10.0)
+        self._last_now = now
         result = Split()
         pwm_room = self.pwm_rating_w if pwm_available else 0.0
         committed = 0.0
@@ -100,6 +113,7 @@ class Allocator:
                     want_on = relay.on
                 else:
                     want_on = self._wants(relay, avail, pwm_room if after_pwm else None)
+                    want_on = self._persist(relay, want_on, avail, dt)
                 self._switch(relay, want_on, now, forced.get(relay.name), frozen, result)
                 if relay.on:
                     committed += relay.rating_w
@@ -119,6 +133,22 @@ class Allocator:
         if relay.on:
             return avail >= relay.rating_w and avail > pwm_room - m
         return avail > pwm_room + m and avail >= relay.rating_w + m
+
+    def _persist(self, relay: Relay, want_on: bool, avail: float, dt: float) -> bool:
+        """Follow the rule only once it has held long enough (see the module docstring)."""
+        if want_on == relay.on:
+            relay._pressure_s = max(0.0, relay._pressure_s - dt)
+            return want_on
+        if want_on:
+            relay._pressure_s += dt
+            return relay._pressure_s >= self.on_after_s or relay.on
+        shortfall = relay.rating_w - avail  # > 0: keeping it on imports this
+        share = shortfall / relay.rating_w
+        # squared: a small shortfall (a cloud's edge) is ridden through for up to 16x
+        # longer, one of the whole rating at the configured pace, a bigger one faster
+        weight = min(max(share * share, 1 / 16), 4.0) if shortfall > 0 else 1 / 16
+        relay._pressure_s += dt * weight
+        return relay._pressure_s < self.off_after_s
 
     def _switch(self, relay: Relay, want_on: bool, now: float, forced: bool | None,
                 frozen: bool, result: Split) -> None:
@@ -141,6 +171,7 @@ class Allocator:
         if frozen and forced is None:
             return
         relay.on, relay.since = want_on, now
+        relay._pressure_s = 0.0
         relay.switches += 1
         relay._check_left = self.check_readings if want_on else 0
         relay._check_base_w = self._surplus_w
@@ -170,19 +201,32 @@ class Allocator:
     def observe(self, surplus_w: float, now: float) -> list[str]:
         """Before each split: the controller's surplus estimate. A relay just switched on
         whose load draws leaves the estimate where it was (the PWM load made room for it);
-        one that does not draw lifts it by its rating within the meter's delay. Those are
-        switched off and skipped for a while; returns their names."""
+        one that does not draw lifts it by about its rating within the meter's delay (so
+        does the sun coming out). A suspect is switched off and watched: if the estimate
+        then falls back by its rating it did not draw (thermostat: skipped for a while);
+        if not, the surplus really rose and it may come back. Returns the relays skipped."""
         self._surplus_w = surplus_w
         skipped = []
         for relay in self.relays:
-            if not relay._check_left:
-                continue
-            relay._check_left -= 1
-            if surplus_w - relay._check_base_w >= NOT_DRAWING_SHARE * relay.rating_w:
-                relay._check_left = 0
-                relay.on, relay.since = False, now
-                relay.switches += 1
-                relay.skip_until = now + RETRY_NOT_DRAWING_S
-                relay.held = "thermostat"
-                skipped.append(relay.name)
+            rise = surplus_w - relay._check_base_w
+            if relay._check_left:
+                relay._check_left -= 1
+                share = rise / relay.rating_w
+                if NOT_DRAWING_SHARE <= share <= JUMP_MAX_SHARE:
+                    relay._check_left = 0
+                    relay.on, relay.since = False, now
+                    relay.switches += 1
+                    relay._confirm_left = self.check_readings
+                    relay._check_base_w = surplus_w
+                    relay.skip_until = now + RETRY_NOT_DRAWING_S  # until the test says
+                    relay.held = "thermostat"
+            elif relay._confirm_left:
+                relay._confirm_left -= 1
+                if -rise >= NOT_DRAWING_SHARE * relay.rating_w:
+                    relay._confirm_left = 0  # it fell back: the load did not draw
+                    relay.skip_until = now + RETRY_NOT_DRAWING_S
+                    skipped.append(relay.name)
+                elif not relay._confirm_left:
+                    relay.skip_until = -math.inf  # it drew: the surplus had really risen
+                    relay.held = ""
         return skipped

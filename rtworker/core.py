@@ -335,6 +335,8 @@ class WorkerCore:
         self.cfg, self.curve = cfg, curve
         self.allocator.pwm_rating_w = cfg.load.rating_w
         self.allocator.margin_w = cfg.load.relay_margin_w
+        self.allocator.on_after_s = cfg.load.relay_on_after_s
+        self.allocator.off_after_s = cfg.load.relay_off_after_s
         self.controller.update_params(self._control_params(cfg))
 
     def mode(self) -> str:
@@ -366,4 +368,6 @@ def allocator_from_config(cfg: Any, now: float) -> Allocator:
     bypass = cfg.load.bypass_after_s if cfg.load.bypass_gpio >= 0 else None
     return Allocator(cfg.load.rating_w, relays, now, pwm_priority=cfg.load.priority,
                      margin_w=cfg.load.relay_margin_w, bypass_after_s=bypass,
-                     check_readings=cfg.control.max_delay_samples + 1)
+                     check_readings=cfg.control.max_delay_samples + 1,
+                     on_after_s=cfg.load.relay_on_after_s,
+                     off_after_s=cfg.load.relay_off_after_s)

@@ -122,14 +122,37 @@ def test_a_relay_whose_load_does_not_draw_is_skipped_and_retried() -> None:
     assert a.observe(2600, 0) == []  # the estimate when it switches on is the baseline
     a.split(2600, 0)
     assert on(a) == ["r0"]
-    assert a.observe(3600, 1) == ["r0"]  # the estimate rose by its rating: not drawing
+    assert a.observe(3600, 1) == []  # the estimate rose by its rating: suspect, off ...
     assert on(a) == [] and a.relays[0].held == "thermostat"
-    s = a.split(3600, 2)  # the next stage takes its place
-    assert on(a) == ["r1"] and a.relays[0].held == "thermostat" and s.pwm_w == 2000
-    a.split(3600, 0.5 + RETRY_NOT_DRAWING_S)
+    a.split(3600, 1)
+    assert a.observe(2620, 2) == ["r0"]  # ... and it fell back: it did not draw
+    s = a.split(2620, 2)  # the next stage takes its place
+    assert on(a) == ["r1"] and a.relays[0].held == "thermostat" and s.pwm_w == 1620
+    a.split(3600, 1.5 + RETRY_NOT_DRAWING_S)
     assert on(a) == ["r1"]
     s = a.split(3600, 2 + RETRY_NOT_DRAWING_S)  # tried again
     assert on(a) == ["r0", "r1"] and s.pwm_w == 1600
+
+
+def test_the_sun_coming_out_is_not_a_thermostat() -> None:
+    a = make(1000, min_s=0)
+    a.observe(2600, 0)
+    a.split(2600, 0)
+    a.observe(3600, 1)  # suspect: off
+    assert on(a) == []
+    a.split(3600, 1)
+    for t in (2, 3):  # the estimate stays up: the surplus had really risen
+        assert a.observe(3600, t) == []
+        a.split(3600, t)
+    assert a.relays[0].held == "" and on(a) == ["r0"]
+
+
+def test_a_jump_far_beyond_the_rating_is_the_weather() -> None:
+    a = make(1000, min_s=0)
+    a.observe(2600, 0)
+    a.split(2600, 0)
+    a.observe(5000, 1)
+    assert on(a) == ["r0"]
 
 
 def test_a_drawing_relay_passes_the_check() -> None:
@@ -139,6 +162,29 @@ def test_a_drawing_relay_passes_the_check() -> None:
     for t in range(1, 5):
         assert a.observe(2600 + 30 * t, t) == []
     assert on(a) == ["r0"]
+
+
+def test_rules_must_hold_a_while_and_big_shortfalls_count_faster() -> None:
+    relays = [Relay("r0", 1000, 0, 0)]
+    a = Allocator(2000, relays, now=0.0, on_after_s=10, off_after_s=60)
+    for t in range(1, 10):
+        a.split(2600, t)
+        assert on(a) == []
+    a.split(1500, 10)  # a dip: the count leaks, it does not restart
+    for t in range(11, 14):
+        a.split(2600, t)
+    assert on(a) == ["r0"]
+    for t in range(14, 300):  # a small shortfall (250 W of 1000) is ridden through ...
+        a.split(750, t)
+    assert on(a) == ["r0"]
+    for t in range(300, 1000):  # ... for up to 16x off_after_s
+        a.split(750, t)
+    assert on(a) == []
+    a2 = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=0, off_after_s=60)
+    a2.split(2600, 0)
+    for t in range(1, 32):  # no surplus at all: twice its rating short counts 4x
+        a2.split(-1000, t)
+    assert on(a2) == []
 
 
 def test_bypass_after_a_long_run_at_full_and_open_below_the_rating() -> None:

@@ -23,6 +23,8 @@ RATING_W, RELAY_W = 2000.0, 1000.0
 RELAYS = f"""
 [load]
 rating_w = {RATING_W}
+relay_on_after_s = 0    # no time filter: the minimum times alone, for a quick test
+relay_off_after_s = 0
 
 [[relays]]
 name = "stage 2"

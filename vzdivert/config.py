@@ -235,6 +235,14 @@ SCHEMA: tuple[Key, ...] = (
         "longer covers the rating (or the PWM load could take it all with this to spare); the "
         "bypass opens when the surplus falls this far below the rating.",
         min=0, max=10_000, unit="W", tunable=True),
+    Key("load", "relay_on_after_s", float, 10.0,
+        "A relay switches on only once the surplus has covered it this long (a leaky count: "
+        "short dips do not restart it).", min=0, max=3600, unit="s", tunable=True),
+    Key("load", "relay_off_after_s", float, 60.0,
+        "A relay switches off only once it has lacked surplus this long; a shortfall of its "
+        "whole rating counts at that pace, a bigger one faster, a small one up to 16x "
+        "slower (with the square of its share): short clouds are ridden through.",
+        min=0, max=3600, unit="s", tunable=True),
     Key("control", "target_w", float, 0.0,
         "Grid power setpoint; negative allows some export, positive some import.",
         min=-100_000, max=100_000, unit="W", tunable=True),
