@@ -8,7 +8,7 @@ import threading
 import waitress
 import zmq
 
-from vzdivert import bus, child
+from vzdivert import bus, process
 from vzdivert.ingest.auth import Auth
 from vzdivert.ingest.channels import Channels, specs_from_config
 from vzdivert.ingest.forward import Forwarder
@@ -17,7 +17,7 @@ from vzdivert.ingest.stats import IngestStats
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("ingest", argv)
+    cfg, runtime_dir, log = process.start("ingest", argv)
     ctx = zmq.Context()
     readings_sock = bus.bind(ctx, runtime_dir, "readings")
     stats_sock = bus.bind(ctx, runtime_dir, "ingest_stats")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=stats_loop, name="stats", daemon=True).start()
     log.info("listening on %s for database %r", ing.listen, ing.database)
-    child.serve_until_stopped(server, stopping)
+    process.serve_until_stopped(server, stopping)
     with pub_lock:
         ctx.destroy(0)
     log.info("stopped")

@@ -151,11 +151,11 @@ class Worker:
         try:
             cfg = self.cfg.with_settings(settings)
         except ConfigError as exc:
-            raise bus.CommandError("invalid settings", exc.errors) from exc
+            raise bus.CommandError.invalid(exc.problems) from exc
         try:
             curve = curve_from_config(cfg)
         except ValueError as exc:
-            raise bus.CommandError("invalid settings", [str(exc)]) from exc
+            raise bus.CommandError.invalid({"curve": str(exc)}) from exc
         self.core.configure(cfg, curve)
         for output in self.outputs:
             try:

@@ -13,11 +13,23 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """A config file or a settings change is invalid; ``errors`` lists one message per key."""
+    """A config file or a settings change is invalid. ``problems`` maps each bad key (its
+    path in a file, its setting name live) to what is wrong with it; ``errors`` says the
+    same in sentences for people, one per key, naming the file where there is one."""
 
-    def __init__(self, errors: list[str]):
+    def __init__(self, errors: list[str], problems: dict[str, str] | None = None):
         super().__init__("\n".join(errors))
         self.errors = errors
+        self.problems = problems or {}
+
+    @classmethod
+    def of(cls, problems: dict[str, str], source: str = "") -> ConfigError:
+        head = f"{source}: " if source else ""
+        return cls([f"{head}{key}: {problem}" for key, problem in problems.items()], problems)
+
+
+def _add(problems: dict[str, str], key: str, problem: str) -> None:
+    problems[key] = f"{problems[key]}; {problem}" if key in problems else problem
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,9 @@ class Key:
         return kind
 
     def coerce(self, value: Any) -> Any:
-        """Return the value in this key's type, or raise ValueError saying what is allowed."""
-        bad = ValueError(f"{self.path}: expected {self.allowed()}, got {value!r}")
+        """Return the value in this key's type, or raise ValueError saying what is allowed
+        (the problem alone: the caller names the key as its reader knows it)."""
+        bad = ValueError(f"expected {self.allowed()}, got {value!r}")
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
@@ -77,7 +90,7 @@ class Key:
         if self.check is not None:
             problem = self.check(value)
             if problem:
-                raise ValueError(f"{self.path}: {problem}")
+                raise ValueError(problem)
         return value
 
 
@@ -127,10 +140,36 @@ def _password_check(value: str) -> str | None:
     return None
 
 
+MIN_DUTY_STEP = 1e-4  # table curve points must be at least this far apart in duty
+
+
+def check_table_points(points: Any) -> list[tuple[float, float]]:
+    """Validate calibration points: >= 2 pairs [duty, fraction] in [0, 1], duty strictly
+    increasing, fraction non-decreasing. Returns them as tuples; raises ValueError."""
+    if not isinstance(points, (list, tuple)) or len(points) < 2:
+        raise ValueError("table curve: need at least 2 points [duty, fraction]")
+    out: list[tuple[float, float]] = []
+    for p in points:
+        if (not isinstance(p, (list, tuple)) or len(p) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
+            raise ValueError(f"table curve: each point must be [duty, fraction], got {p!r}")
+        d, f = float(p[0]), float(p[1])
+        if not (0.0 <= d <= 1.0 and 0.0 <= f <= 1.0):
+            raise ValueError(f"table curve: duty and fraction must be in [0, 1], got {p!r}")
+        if d < MIN_DUTY_STEP and f != 0.0:
+            raise ValueError(f"table curve: at duty 0 the load must be off, got {p!r}")
+        if out and (d < out[-1][0] + MIN_DUTY_STEP or f < out[-1][1]):
+            raise ValueError("table curve: duty must increase (by >= 0.0001) and fraction "
+                             f"must not decrease (at {p!r})")
+        out.append((d, f))
+    if out[-1][1] <= out[0][1]:
+        raise ValueError("table curve: power never rises over the points")
+    return out
+
+
 def _curve_points_check(value: list) -> str | None:
     if not value:
         return None
-    from vzdivert.rtworker.curves import check_table_points  # the curve owns its validation
     try:
         check_table_points(value)
     except ValueError as exc:
@@ -341,28 +380,30 @@ RELAY_KEYS: tuple[Key, ...] = (
 REQUIRED_RELAY_KEYS = ("name", "gpio", "rating_w")
 
 
-def _relays(value: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Validate `[[relays]]`: each entry's keys, defaults filled in, every problem named
+def _relays(value: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Validate `[[relays]]`: each entry's keys, defaults filled in; problems keyed
     ``relays[i].key``."""
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
-        return [], ["relays: expected [[relays]] tables"]
-    out, errors = [], []
+        return [], {"relays": "expected [[relays]] tables"}
+    out, problems = [], {}
     known = {k.name: k for k in RELAY_KEYS}
     for i, entry in enumerate(value):
         relay = {k.name: k.default for k in RELAY_KEYS}
         for name, v in entry.items():
             key = known.get(name)
             if key is None:
-                errors.append(f"relays[{i}].{name}: unknown key (allowed: {', '.join(known)})")
+                _add(problems, f"relays[{i}].{name}",
+                     f"unknown key (allowed: {', '.join(known)})")
                 continue
             try:
                 relay[name] = key.coerce(v)
             except ValueError as exc:
-                errors.append(str(exc).replace("relays.", f"relays[{i}].", 1))
-        errors += [f"relays[{i}].{name}: required" for name in REQUIRED_RELAY_KEYS
-                   if name not in entry]
+                _add(problems, f"relays[{i}].{name}", str(exc))
+        for name in REQUIRED_RELAY_KEYS:
+            if name not in entry:
+                _add(problems, f"relays[{i}].{name}", "required")
         out.append(relay)
-    return out, errors
+    return out, problems
 
 
 KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}
@@ -387,77 +428,80 @@ class Config:
         return {name: self.values[k.path] for name, k in TUNABLES.items()}
 
     def with_settings(self, settings: dict[str, Any]) -> Config:
-        """A copy with live settings (flat tunable names) applied; raises ConfigError."""
+        """A copy with live settings (flat tunable names) applied; raises ConfigError whose
+        problems are keyed by setting name."""
         values = dict(self.values)
-        errors = []
+        problems: dict[str, str] = {}
         for name, value in settings.items():
             key = TUNABLES.get(name)
             if key is None:
-                errors.append(f"{name}: not a setting (allowed: {', '.join(sorted(TUNABLES))})")
+                _add(problems, name, f"not a setting (allowed: {', '.join(sorted(TUNABLES))})")
                 continue
             try:
                 values[key.path] = key.coerce(value)
             except ValueError as exc:
-                errors.append(str(exc).replace(key.path, name, 1))
-        if not errors:  # rules between keys hold for live settings too, by setting name
-            paths = {k.path: n for n, k in TUNABLES.items()}
-            for problem in _cross_checks(values):
-                path, _, rest = problem.partition(": ")
-                errors.append(f"{paths.get(path, path)}: {rest}")
-        if errors:
-            raise ConfigError(errors)
+                _add(problems, name, str(exc))
+        if not problems:  # rules between keys hold for live settings too, by setting name
+            names = {k.path: n for n, k in TUNABLES.items()}
+            for path, problem in _cross_checks(values).items():
+                _add(problems, names.get(path, path), problem)
+        if problems:
+            raise ConfigError.of(problems)
         return Config(values, self.source)
 
 
 def validate(data: dict[str, Any], source: str = "<config>") -> Config:
     """Check a parsed TOML document against SCHEMA; collect every problem before raising."""
-    errors: list[str] = []
+    problems: dict[str, str] = {}
     values: dict[str, Any] = {k.path: k.default for k in SCHEMA}
     values["relays"] = []
     for section, table in data.items():
         if section == "relays":
-            values["relays"], problems = _relays(table)
-            errors.extend(problems)
+            values["relays"], relay_problems = _relays(table)
+            problems.update(relay_problems)
             continue
         if section not in SECTIONS:
             allowed = ", ".join((*SECTIONS, "relays"))
-            errors.append(f"{section}: unknown section (allowed: {allowed})")
+            _add(problems, section, f"unknown section (allowed: {allowed})")
             continue
         if not isinstance(table, dict):
-            errors.append(f"{section}: expected a table [{section}]")
+            _add(problems, section, f"expected a table [{section}]")
             continue
         for name, value in table.items():
             key = KEYS.get(f"{section}.{name}")
             if key is None:
                 known = ", ".join(k.name for k in SCHEMA if k.section == section)
-                errors.append(f"{section}.{name}: unknown key (allowed: {known})")
+                _add(problems, f"{section}.{name}", f"unknown key (allowed: {known})")
                 continue
             try:
                 values[key.path] = key.coerce(value)
             except ValueError as exc:
-                errors.append(str(exc))
-    errors.extend(_cross_checks(values))
-    if errors:
-        raise ConfigError([f"{source}: {e}" for e in errors])
+                _add(problems, key.path, str(exc))
+    for path, problem in _cross_checks(values).items():
+        _add(problems, path, problem)
+    if problems:
+        raise ConfigError.of(problems, source)
     return Config(values, source)
 
 
-def _cross_checks(values: dict[str, Any]) -> list[str]:
-    errors = []
+def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
+    """Rules between keys: {path: problem}."""
+    problems = {}
     if values["load.curve"] == "table" and not values["load.curve_points"]:
-        errors.append("load.curve_points: required when load.curve is 'table' "
-                      "(run `vzdivert calibrate`)")
-    errors.extend(_output_pin_checks(values))
+        problems["load.curve_points"] = ("required when load.curve is 'table' "
+                                         "(run `vzdivert calibrate`)")
+    for path, problem in _output_pin_checks(values).items():
+        _add(problems, path, problem)
     host = values["webui.listen"].rpartition(":")[0].strip("[]")
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
-        errors.append(f"webui.password: required when webui.listen is not loopback "
-                      f"(listen is {values['webui.listen']!r})")
-    return errors
+        problems["webui.password"] = (f"required when webui.listen is not loopback "
+                                      f"(listen is {values['webui.listen']!r})")
+    return problems
 
 
-def _output_pin_checks(values: dict[str, Any]) -> list[str]:
-    """Every output on its own GPIO, every load with its own name."""
-    errors = []
+def _output_pin_checks(values: dict[str, Any]) -> dict[str, str]:
+    """Every output on its own GPIO, every load with its own name: {path: problem}."""
+    problems: dict[str, str] = {}
     pins = {values["output.gpio"]: "output.gpio"}
     if values["output.status_gpio"] >= 0:
         pins.setdefault(values["output.status_gpio"], "output.status_gpio")
@@ -467,14 +511,14 @@ def _output_pin_checks(values: dict[str, Any]) -> list[str]:
     for i, relay in enumerate(values.get("relays", ())):
         claims.append((f"relays[{i}].gpio", relay["gpio"]))
         if relay["name"] in names:
-            errors.append(f"relays[{i}].name: {relay['name']!r} is already the name of "
-                          f"{names[relay['name']]}")
+            _add(problems, f"relays[{i}].name",
+                 f"{relay['name']!r} is already the name of {names[relay['name']]}")
         names.setdefault(relay["name"], f"relays[{i}].name")
     for path, gpio in claims:
         if gpio in pins:
-            errors.append(f"{path}: GPIO {gpio} is already used by {pins[gpio]}")
+            _add(problems, path, f"GPIO {gpio} is already used by {pins[gpio]}")
         pins.setdefault(gpio, path)
-    return errors
+    return problems
 
 
 def load(path: str | Path) -> Config:
