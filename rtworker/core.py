@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from vzdivert.output import BYPASS_NAME, PWM_NAME, relay_output
+from vzdivert.output import BYPASS_NAME, PWM_NAME, bypass_load, relay_output
 from vzdivert.rtworker.allocator import Allocator, Relay
 from vzdivert.rtworker.controller import Controller, params_from_config
 from vzdivert.rtworker.curves import curve_from_config
@@ -317,8 +317,8 @@ class WorkerCore:
         alloc = self.allocator
         if alloc.bypass_after_s is not None:
             bypass_w = rating_w if alloc.bypass and not self.controller.saturated else 0.0
-            loads.append((f"{self.pwm_load} bypass", "bypass", bypass_w, float(alloc.bypass),
-                          ""))
+            loads.append((bypass_load(self.pwm_load), "bypass", bypass_w,
+                          float(alloc.bypass), ""))
         for relay in alloc.relays:
             hold = self.holds.active(relay.name)
             held = hold.reason if hold is not None else relay.held

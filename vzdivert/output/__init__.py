@@ -19,7 +19,8 @@ from vzdivert.output.base import (
 )
 
 __all__ = ["Backend", "FrequencyUnsupported", "Output", "OutputError", "OutputSpec", "Switch",
-           "BACKENDS", "PWM_NAME", "BYPASS_NAME", "relay_output", "backend", "output_specs",
+           "BACKENDS", "PWM_NAME", "BYPASS_NAME", "relay_output", "bypass_load", "load_names",
+           "backend", "output_specs",
            "OutputSet", "open_output", "open_outputs", "config_problems", "force_off"]
 
 #: ``[output] driver`` -> the back-end class; imported on use, so the worker loads only its own
@@ -56,6 +57,19 @@ def output_specs(cfg: Any) -> list[OutputSpec]:
 
 def relay_output(name: str) -> str:
     return f"relay:{name}"
+
+
+def bypass_load(pwm_load: str) -> str:
+    """The bypass's name among the loads (state, dashboard, MQTT, metrics)."""
+    return f"{pwm_load} bypass"
+
+
+def load_names(cfg: Any) -> list[tuple[str, str]]:
+    """(name, kind) of every load the config describes, in the order the state lists them."""
+    loads = [(cfg.load.name, "pwm")]
+    if cfg.load.bypass_gpio >= 0:
+        loads.append((bypass_load(cfg.load.name), "bypass"))
+    return loads + [(r.name, "relay") for r in cfg.relays]
 
 
 class OutputSet:
