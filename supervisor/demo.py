@@ -39,6 +39,11 @@ listen = "127.0.0.1:{ui_port}"
 
 [state]
 dir = "{state_dir}"
+
+[[relays]]          # a second heating element: on when the surplus outgrows the heater
+name = "heater stage 2"
+gpio = 17
+rating_w = 1000
 """
 
 

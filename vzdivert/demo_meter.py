@@ -10,8 +10,8 @@ import signal
 import time
 
 from vzdivert import process
-from vzdivert.output.sim import read_sim_duty
-from vzdivert.plant import House
+from vzdivert.output.sim import PWM_FILE, read_sim_duty, switch_file
+from vzdivert.plant import House, RelayLoad
 
 INTERVAL_S = 1.0
 
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg, runtime_dir, log = process.start("house", argv)
     actuator = "pfc" if cfg.load.curve in ("pfc", "parametric") else "linear"
     house = House("demo_day", seed=1, dt_s=INTERVAL_S, meter_delay_samples=1,
-                  actuator=actuator, rating_w=cfg.load.rating_w)
+                  actuator=actuator, rating_w=cfg.load.rating_w,
+                  relays=tuple(RelayLoad(r.rating_w) for r in cfg.relays))
     host, _, port = cfg.ingest.listen.rpartition(":")
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host.strip("[]")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     next_t = time.monotonic()
     failures = 0
     while running:
-        grid_w = house.step(read_sim_duty(runtime_dir / "sim-output"))
+        relays_on = [(read_sim_duty(runtime_dir / switch_file(r.gpio)) >= 0.5) != r.active_low
+                     for r in cfg.relays]  # from the pin level, as the relay board sees it
+        grid_w = house.step(read_sim_duty(runtime_dir / PWM_FILE), relays_on)
         ts_ms = int(time.time() * 1000)
         line = f"{cfg.ingest.measurement} {cfg.ingest.field}={grid_w:.6f} {ts_ms}\n"
         try:
