@@ -170,13 +170,16 @@ class WorkerCore:
             hold = self.holds.active(relay.name)
             if hold is not None:
                 forced[relay.name] = hold.level >= 0.5
-        pwm_hold = self.holds.active(self.pwm_load)
-        split = alloc.split(self.controller.command_w, now, forced,
-                            pwm_available=pwm_hold is None or pwm_hold.level > 0)
-        if abs(split.applied_w - self.controller.command_w) > 1e-6:
-            self.controller.applied(split.applied_w)
-        pwm_w = split.pwm_w if pwm_hold is None else pwm_hold.level * self.cfg.load.rating_w
-        self.levels[PWM_NAME] = self.curve.duty(pwm_w / self.cfg.load.rating_w)
+        pwm_hold = self.holds.active(self.pwm_load)  # one that lets control run on
+        rating_w = self.cfg.load.rating_w
+        held_w = 0.0 if pwm_hold is None else self.curve.power_fraction(pwm_hold.level) * rating_w
+        want_w = self.controller.command_w
+        split = alloc.split(want_w - held_w, now, forced, pwm_available=pwm_hold is None)
+        applied_w = split.applied_w + held_w
+        if abs(applied_w - want_w) > 1e-6:
+            self.controller.applied(applied_w)
+        self.levels[PWM_NAME] = pwm_hold.level if pwm_hold is not None else \
+            self.curve.duty(split.pwm_w / rating_w)
         self._relay_levels()
 
     def _hold_pwm(self, now: float) -> None:

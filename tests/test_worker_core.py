@@ -299,3 +299,18 @@ def test_manual_hold_opens_the_bypass_and_keeps_the_relays() -> None:
     plan = rig.core.manual(0.3, 10.0, rig.t)
     assert plan.levels["load"] == 0.3 and rig.core.levels["bypass"] == 0.0
     assert rig.core.levels[RELAY] == 1.0
+
+
+def test_a_hold_that_lets_control_run_fixes_its_load_and_the_relays_fill_around_it() -> None:
+    from vzdivert.rtworker.holds import Hold
+
+    rig = Relays()
+    rig.t = 61.0
+    rig.run_until(closed_loop(2600.0), 5)
+    # e.g. a pause (issue 11): the heater held off, control goes on with the relay
+    rig.core.holds.put("heater", Hold("pause", 0.0, rig.t + 600, "paused",
+                                      freezes_control=False))
+    rig.run_until(closed_loop(2600.0), 10)
+    assert rig.core.duty == 0.0 and rig.core.levels[RELAY] == 1.0
+    loads = {load["name"]: load for load in rig.core.state(rig.t)["loads"]}
+    assert loads["heater"]["held"] == "paused" and rig.core.state(rig.t)["mode"] == "auto"
