@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pigpio
 import pytest
 from relayhelp import PWM, RELAY, RELAY_W, feed_until, grid_w, relay_on, relay_stage_on
 from syshelp import System
@@ -40,3 +41,20 @@ def test_surplus_beyond_the_pwm_switches_the_relay_and_the_pwm_takes_the_rest(
     first_on = levels.index(1)
     assert set(levels[:first_on]) == {0}  # start-up: the supervisor's and the worker's off
     assert levels[first_on:] == [1, 0]  # then on once, off once: no chatter, no rewrites
+
+
+def test_relay_level_changed_by_someone_else_is_read_back_and_reapplied(
+        relay_system: System, relay_emulator: PigpiodEmulator) -> None:
+    system, emulator = relay_system, relay_emulator
+    relay_stage_on(system, emulator)
+    for _ in range(10):  # past the switch-on check (a load that stops drawing right after
+        system.post(grid_w(emulator, 2600.0))  # switching on counts as a thermostat)
+        time.sleep(0.1)
+    pi = pigpio.pi("127.0.0.1", emulator.port, show_errors=False)  # another pigpio client
+    try:
+        pi.write(RELAY, 0)
+    finally:
+        pi.stop()
+    feed_until(system, emulator, 2600.0, lambda: relay_on(emulator), 8,
+               "the relay re-applied after the read-back (every 5 s)")
+    assert system.state()["readback_mismatches"] >= 1
