@@ -2,7 +2,9 @@
 delay-limited oracle on the house simulator. Prints per-scenario energy losses and ratios,
 the targets, meter-rate and meter-delay rows, a check over several seeds, and the grid of
 heater rating errors x meter delays x meter intervals with mains drift and a cold start.
-Run: python bench/control.py [--seed N] [--seeds K] [--grid-only]"""
+Run: python bench/control.py [--seed N] [--seeds K] [--grid-only]; with --loads, the
+several-loads bench (a PWM load plus relays against a Mk2-style threshold engine:
+bench/loads.py)."""
 
 from __future__ import annotations
 
@@ -322,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="processes for the grid")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override one of our control settings, e.g. ramp_lead=0")
+    ap.add_argument("--loads", action="store_true",
+                    help="run the several-loads bench instead (bench/loads.py)")
     args = ap.parse_args(argv)
+    if args.loads:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import loads
+
+        return loads.main([f"--seed={args.seed}", f"--seeds={min(args.seeds, 6)}"])
     for item in args.set:
         name, _, value = item.partition("=")
         if name not in ControlParams.__dataclass_fields__:

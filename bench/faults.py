@@ -1,5 +1,6 @@
 """Fault-injection catalogue against the real system (pigpio driver on the pigpiod emulator):
 for each fault the expected and measured time to output 0 and to recovery, as a table.
+"Output 0" means every output: the PWM load and a relay stage (GPIO 17) both off.
 Run: .venv/bin/python bench/faults.py   (about a minute; exit status 1 if a fault missed)"""
 
 from __future__ import annotations
@@ -37,8 +38,21 @@ from vzdivert.supervisor.children import BACKOFF_MAX_S, BACKOFF_MIN_S, HEALTHY_A
 from vzdivert.testing.pigpiod_emulator import Event, PigpiodEmulator  # noqa: E402
 
 GPIO = 12
+RELAY_GPIO = 17  # a relay stage, on while the open-loop export asks for all the loads
+RELAYS = f"""
+[load]
+relay_on_after_s = 0
+
+[[relays]]
+name = "stage 2"
+gpio = {RELAY_GPIO}
+rating_w = 1000
+min_on_s = 0
+min_off_s = 0
+"""
 POST_EVERY_S = 0.1  # export readings, like a fast vzlogger
-EXPORT_W = -800.0
+SURPLUS_W = 3600.0  # closed loop: the meter shows what the pins draw minus this surplus
+LOAD_W, RELAY_W = 2000.0, 1000.0  # the default [load] rating_w; the relay stage's rating
 IMMEDIATE_S = 0.5  # "immediately": a supervisor tick plus one pigpiod connection
 FIRST_READING_S = 0.1  # recovery on the first good reading: one reading's latency, generously
 SAFE_OFF_S = 2.0  # `vzdivert safe-off`: one Python start-up and one pigpiod round trip
@@ -53,8 +67,9 @@ def worker_pid(config: Path) -> int | None:
 
 
 class Feeder(threading.Thread):
-    """Posts a reading every POST_EVERY_S to the current ingest port: 800 W export with
-    40 W noise (the worker writes the duty on every reading). Modes: good, nan, pause.
+    """Posts a reading every POST_EVERY_S to the current ingest port: what the emulator's
+    pins draw minus a 3.6 kW surplus, with 40 W noise (the worker writes the duty on every
+    reading; the relay stage stays on). Modes: good, nan, pause.
     Records (send time, HTTP status or None, mode) of every post."""
 
     def __init__(self, emu: PigpiodEmulator):
@@ -82,7 +97,9 @@ class Feeder(threading.Thread):
 
     def post_one(self) -> None:
         self.last_ms = max(int(time.time() * 1000), self.last_ms + 1)  # strictly newer
-        grid_w = EXPORT_W + self.rng.gauss(0, 40)
+        grid_w = (self.emu.duty_fraction(GPIO) * LOAD_W
+                  + self.emu.duty_fraction(RELAY_GPIO) * RELAY_W - SURPLUS_W
+                  + self.rng.gauss(0, 40))
         value = "NaN" if self.mode == "nan" else f"{grid_w:.3f}"
         t_send, status = time.monotonic(), None
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
@@ -155,29 +172,36 @@ class Bench:
 
     # -- observation ----------------------------------------------------------------------
     def first_write(self, pred: Callable[[Event], bool], after: float,
-                    timeout_s: float) -> Event | None:
-        """The first GPIO write at or after ``after`` matching ``pred``, waiting at most
-        ``timeout_s`` from now (the emulator's timestamps are taken on arrival)."""
+                    timeout_s: float, gpio: int = GPIO) -> Event | None:
+        """The first write to ``gpio`` at or after ``after`` matching ``pred``, waiting at
+        most ``timeout_s`` from now (the emulator's timestamps are taken on arrival)."""
         deadline = time.monotonic() + timeout_s
         while True:
             for e in self.emu.events:
-                if e.gpio == GPIO and e.t_mono >= after and e.result >= 0 and pred(e):
+                if e.gpio == gpio and e.t_mono >= after and e.result >= 0 and pred(e):
                     return e
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.01)
 
     def zero_after(self, t0: float, timeout_s: float) -> float | None:
-        e = self.first_write(lambda e: e.duty == 0.0, t0, timeout_s)
-        return None if e is None else e.t_mono - t0
+        """Time until every output is off: the PWM at 0 and the relay opened."""
+        pwm = self.first_write(lambda e: e.duty == 0.0, t0, timeout_s)
+        relay = self.first_write(lambda e: e.duty == 0.0, t0, timeout_s, RELAY_GPIO)
+        if pwm is None or relay is None:
+            return None
+        return max(pwm.t_mono, relay.t_mono) - t0
 
     def on_after(self, t0: float, timeout_s: float) -> float | None:
         e = self.first_write(lambda e: e.duty > 0.0, t0, timeout_s)
         return None if e is None else e.t_mono - t0
 
     def zeros_between(self, t0: float, t1: float) -> float | None:
-        e = self.first_write(lambda e: e.duty == 0.0 and e.t_mono <= t1, t0, 0)
-        return None if e is None else e.t_mono - t0
+        """The first time any output (PWM or relay) went off in [t0, t1], or None."""
+        hits = [e.t_mono - t0 for gpio in (GPIO, RELAY_GPIO)
+                if (e := self.first_write(lambda e: e.duty == 0.0 and e.t_mono <= t1, t0, 0,
+                                          gpio)) is not None]
+        return min(hits, default=None)
 
     def sleep_until(self, t: float) -> None:
         time.sleep(max(0.0, t - time.monotonic()))
@@ -188,6 +212,7 @@ class Bench:
         def controlling() -> bool:
             now = time.monotonic()
             return (self.system.all_alive() and self.emu.duty_fraction(GPIO) > 0.05
+                    and self.emu.duty_fraction(RELAY_GPIO) == 1.0
                     and now > max(self.started.values()) + SETTLE_S
                     and self.first_write(lambda e: e.duty > 0, now - 0.5, 0) is not None)
         self.feeder.set_mode("good")
@@ -199,7 +224,8 @@ class Bench:
         write (cold start: supervisor, children, first reading)."""
         tmp = Path(tempfile.mkdtemp(prefix="vzdivert-faults-"))
         self.tmps.append(tmp)
-        sys_ = System(tmp, f'driver = "pigpio"\ngpio = {GPIO}\npigpio_port = {self.emu.port}')
+        sys_ = System(tmp, f'driver = "pigpio"\ngpio = {GPIO}\npigpio_port = {self.emu.port}',
+                      extra=RELAYS)
         self.systems.append(sys_)
         self.feeder.port = sys_.ingest_port
         self.feeder.set_mode("good")
@@ -481,9 +507,11 @@ class Bench:
         before = self.emu.duty_fraction(GPIO)  # after the kill: a reading may have been in flight
         time.sleep(0.5)
         held = (before > 0 and self.emu.duty_fraction(GPIO) == before
+                and self.emu.duty_fraction(RELAY_GPIO) == 1.0
                 and self.zeros_between(t0, 1e12) is None)
         row = self.safe_off("SIGKILL all, then safe-off", since=t0)
-        row.note = (f"duty {'held' if held else 'CHANGED'} at {before:.2f} until safe-off "
+        row.note = (f"duty {'held' if held else 'CHANGED'} at {before:.2f} (relay on) until "
+                    f"safe-off "
                     f"(started 0.5 s after the kill); {row.note}; from the kill")
         row.zero_bound_s = SAFE_OFF_S + 0.5
         row.zero_expected = f"only by safe-off (<={SAFE_OFF_S + 0.5:g} s)"
@@ -497,12 +525,13 @@ class Bench:
         self.heartbeat_s = cfg.rtworker.heartbeat_s
         self.hang_after_s = cfg.supervisor.hang_after_s
         print(f"settings: driver pigpio, hardware PWM GPIO {GPIO} at {cfg.output.frequency_hz} "
-              f"Hz on the pigpiod emulator (port {self.emu.port}); stale_after_s "
+              f"Hz and a 1 kW relay stage on GPIO {RELAY_GPIO} (on while controlling; 'to 0' = "
+              f"both off) on the pigpiod emulator (port {self.emu.port}); stale_after_s "
               f"{self.stale_after_s:g}, heartbeat_s (worker poll) {self.heartbeat_s:g}, "
               f"hang_after_s {self.hang_after_s:g}; supervisor tick {TICK_S:g} s, ingest hang "
               f"{INGEST_HANG_S:g} s, restart backoff {BACKOFF_MIN_S:g} s doubling (reset after "
-              f"{HEALTHY_AFTER_S:g} s healthy); export readings ({-EXPORT_W:g} W) every "
-              f"{POST_EVERY_S:g} s")
+              f"{HEALTHY_AFTER_S:g} s healthy); closed-loop readings ({SURPLUS_W:g} W surplus) "
+              f"every {POST_EVERY_S:g} s")
         print(f"cold start (supervisor start to first duty > 0): {self.cold_start_s:.2f} s; "
               f"start-up allowance for restarts: that + {START_SLACK_S:g} s\n")
         rows = [self.data_fault("data stop", "pause", "readings stop")]

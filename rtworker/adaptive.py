@@ -71,6 +71,13 @@ class AdaptiveController:
         self.configured = params
         self.ctl.update_params(self._effective(params))
 
+    def applied(self, command_w: float) -> None:
+        """The loads took another power than commanded (a hold, a relay's minimum time):
+        the controller keeps what really went out, the estimator pairs afresh (that move
+        was not ours to learn from)."""
+        self.ctl.applied(command_w)
+        self.estimator.restart()
+
     def step(self, grid_w: float, dt_s: float) -> float:
         was_saturated = self.ctl.saturated
         fraction = self.ctl.step(grid_w, dt_s)

@@ -338,3 +338,9 @@ class Controller:
             self._start_test(s_off, lo_cmd, hi_cmd)
         self._probe_left = self._test_left
         return min(want, self._ref_lo - sat)
+
+    def applied(self, command_w: float) -> None:
+        """The loads took ``command_w`` instead of the last command (a relay held on by its
+        minimum on-time, a load that is not available): remember what really went out, so
+        the surplus estimate stays true and nothing winds up."""
+        self._hist[0] = self.command_w = _clamp(command_w, 0.0, self.params.rating_w)

@@ -1,7 +1,9 @@
 """The worker's safety decisions as pure code: stale timer, old and out-of-order readings,
-holds and their expiry, output-fault recovery, read-back repair and energy accounting. The
-clock is passed in; every method returns the ``Plan`` the shell writes (or None: nothing to
-write). Every zeroing goes through ``safe_off(reason)``, the one way to the safe state."""
+holds and their expiry (calibration, hot water, the tank limit), the split of power between
+the loads (``Allocator``), output-fault
+recovery, read-back repair and energy accounting. The clock is passed in; every method
+returns the ``Plan`` the shell writes (or None: nothing to write). Every zeroing goes
+through ``safe_off(reason)``, the one way to the safe state of every output."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from vzdivert.output import PWM_NAME
+from vzdivert.output import BYPASS_NAME, PWM_NAME, bypass_load, relay_output
 from vzdivert.rtworker.adaptive import AdaptiveController
+from vzdivert.rtworker.allocator import Allocator, Relay
 from vzdivert.rtworker.controller import params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
@@ -36,7 +39,7 @@ class Refused(ValueError):
 
 
 class EnergySink(Protocol):
-    def add(self, power_w: float, dt_s: float) -> None: ...
+    def add(self, power_w: float, dt_s: float, load: str | None = None) -> None: ...
 
 
 @dataclass
@@ -69,8 +72,10 @@ class WorkerCore:
 
     def __init__(self, cfg: Any, energy: EnergySink, now: float):
         self.cfg = cfg
-        self.controller = AdaptiveController(params_from_config(cfg),
-                                             learn=cfg.load.learn_rating)
+        self.pwm_load = cfg.load.name
+        self.allocator = allocator_from_config(cfg, now)
+        self.controller = AdaptiveController(self._control_params(cfg),
+                                             learn=self._learns(cfg))
         self.curve = curve_from_config(cfg)
         self.energy = energy
         self.stats = LoopStats()
@@ -85,17 +90,40 @@ class WorkerCore:
         self.grid_w: float | None = None
         self.fraction = 0.0
         self.levels: dict[str, float] = {PWM_NAME: 0.0}
+        if self.allocator.bypass_after_s is not None:
+            self.levels[BYPASS_NAME] = 0.0
+        for relay in self.allocator.relays:
+            self.levels[relay_output(relay.name)] = 0.0
+        self._written: dict[str, float] = {}  # what the outputs run, as far as we know
+        self.tank = TankLimit(limits_from_config(cfg))
+        self.held = ""  # why the tank limit holds the loads off ("" = it does not)
+        self.full_kind = ""  # BOOST or TOPUP while the controller runs at full power ...
+        self.full_until = 0.0  # ... until this (monotonic), unless refreshed
         self.error = ""
         self.output_fault = False
         self.readback_mismatches = 0
-        self.tank = TankLimit(limits_from_config(cfg))
-        self.held = ""  # why the tank limit holds the load off ("" = it does not)
-        self.full_kind = ""  # BOOST or TOPUP while the controller runs at full power ...
-        self.full_until = 0.0  # ... until this (monotonic), unless refreshed
 
     @property
     def duty(self) -> float:
         return self.levels[PWM_NAME]
+
+    def _control_params(self, cfg: Any) -> Any:
+        """The controller decides the power of all loads together; at full power (boost,
+        top-up) it is told that import is welcome."""
+        params = replace(params_from_config(cfg), rating_w=self.allocator.capacity_w)
+        if getattr(self, "full_kind", ""):
+            params = replace(params, target_w=FULL_POWER_TARGET_W)
+        return params
+
+    def _learns(self, cfg: Any) -> bool:
+        """The rating is learned for a single PWM load; with relay stages or a bypass the
+        meter's answer mixes several loads (their ratings stay as configured)."""
+        return bool(cfg.load.learn_rating and not self.allocator.relays
+                    and self.allocator.bypass_after_s is None)
+
+    def _pwm_rating_w(self) -> float:
+        """What the PWM load draws at full duty: learned when there is only that load."""
+        return self.controller.rating_w if self.controller.learn else self.cfg.load.rating_w
 
     # -- the one way to the safe state ---------------------------------------------------
     def safe_off(self, reason: str, now: float) -> Plan:
@@ -106,8 +134,10 @@ class WorkerCore:
         self.fraction = 0.0
         for name in self.levels:
             self.levels[name] = 0.0
+        self.allocator.all_off(now)
         self.controller.reset()
-        return Plan(safe=True, reason=reason)
+        self._written = {}  # known again once all_off succeeded
+        return Plan(levels=dict(self.levels), safe=True, reason=reason)
 
     def start(self, now: float) -> Plan:
         """Start-up: whatever a previous worker left running goes off first."""
@@ -145,19 +175,18 @@ class WorkerCore:
             self.controller.reset()
             self.stale, self.stale_reason = False, ""
         self.last_ts, self.last_reading_mono, self.grid_w = ts, now, grid_w
-        ended, lifted = self._expire(now), self._tank_hold(now)
-        if ended or lifted:
+        ended = self._expire(now)
+        self._tank_hold(now)
+        if MANUAL in ended.split(", "):  # the controller paused while it held the level
             self.controller.reset()
         if self.full_kind and now >= self.full_until:
             log.info("%s expired: control resumes", self.full_kind)
             self._full_power("", 0.0)
-        hold = self.holds.active(PWM_NAME)
-        if hold is None:
-            self.fraction = self.controller.step(grid_w, dt_s)
-            self.levels[PWM_NAME] = self.curve.duty(self.fraction)
+        if self.holds.freezing():
+            self._hold_pwm(now)
         else:
-            self.levels[PWM_NAME] = hold.level
-            self.fraction = self.curve.power_fraction(hold.level)
+            self.fraction = self.controller.step(grid_w, dt_s)
+            self._allocate(now)
         plan = self._write_plan()
         if self.observers:
             step = Step(now, dt_s, grid_w, self.fraction, dict(self.levels),
@@ -166,13 +195,55 @@ class WorkerCore:
                 observe(step)
         return plan
 
+    def _allocate(self, now: float) -> None:
+        """Split the controller's power between the loads; tell it what really went out."""
+        alloc = self.allocator
+        alloc.observe(self.controller.surplus_w, now)
+        forced = {}
+        for relay in alloc.relays:
+            hold = self.holds.active(relay.name)
+            if hold is not None:
+                forced[relay.name] = hold.level >= 0.5
+        if self.full_kind:  # boost/top-up heats the PWM load, not every stage
+            forced.update({relay.name: False for relay in alloc.relays})
+        pwm_hold = self.holds.active(self.pwm_load)  # one that lets control run on
+        rating_w = alloc.pwm_rating_w = self._pwm_rating_w()
+        held_w = 0.0 if pwm_hold is None else self.curve.power_fraction(pwm_hold.level) * rating_w
+        want_w = self.controller.command_w
+        split = alloc.split(want_w - held_w, now, forced, pwm_available=pwm_hold is None)
+        applied_w = split.applied_w + held_w
+        if abs(applied_w - want_w) > 1e-6:
+            self.controller.applied(applied_w)
+        self.levels[PWM_NAME] = pwm_hold.level if pwm_hold is not None else \
+            self.curve.duty(split.pwm_w / rating_w)
+        self._relay_levels()
+
+    def _hold_pwm(self, now: float) -> None:
+        """A hold that freezes control (calibration) sets the PWM load; relays stay as they
+        are, the bypass opens (the PWM must reach the load)."""
+        hold = self.holds.active(self.pwm_load)
+        level = hold.level if hold is not None else self.duty
+        self.allocator.split(0.0, now, frozen=True)
+        self.levels[PWM_NAME] = level
+        self.fraction = self.curve.power_fraction(level)
+        self._relay_levels()
+
+    def _relay_levels(self) -> None:
+        alloc = self.allocator
+        if BYPASS_NAME in self.levels:
+            self.levels[BYPASS_NAME] = float(alloc.bypass)
+            if alloc.bypass:
+                self.levels[PWM_NAME] = 0.0  # the module is bridged: spare it the heat
+        for relay in alloc.relays:
+            self.levels[relay_output(relay.name)] = float(relay.on)
+
     def tick(self, now: float) -> Plan | None:
         """Between readings: the stale timer and hold expiry."""
         stale_after_s = self.cfg.watchdog.stale_after_s
         if not self.stale and now - self.last_reading_mono > stale_after_s:
             return self.go_stale(f"no fresh reading for {stale_after_s:g} s", now)
         ended = self._expire(now)
-        if ended and not self.stale:
+        if MANUAL in ended.split(", ") and not self.stale:
             return self.safe_off(f"{ended} hold expired", now)
         return None
 
@@ -187,7 +258,7 @@ class WorkerCore:
         """Hold the PWM load at ``duty`` for ``hold_s`` (calibration); None hands back to
         the controller. Refused on stale data; ends by itself; stale data end it at once."""
         if duty is None:
-            self.holds.clear(PWM_NAME, MANUAL)
+            self.holds.clear(self.pwm_load, MANUAL)
             self.controller.reset()
             return None
         if self.stale:
@@ -195,17 +266,17 @@ class WorkerCore:
         if not 0.0 <= duty <= 1.0 or not 0.0 < hold_s <= MANUAL_MAX_S:
             raise Refused("manual: duty must be 0..1 and hold_s 0..60")
         self.account(now)
-        self.holds.put(PWM_NAME, Hold(MANUAL, duty, now + hold_s, "manual (calibration)"))
-        self.levels[PWM_NAME] = duty
-        self.fraction = self.curve.power_fraction(duty)
+        self.holds.put(self.pwm_load, Hold(MANUAL, duty, now + hold_s, "manual (calibration)"))
+        self._hold_pwm(now)
         return self._write_plan()
 
     # -- hot water -----------------------------------------------------------------------
     def hot_water(self, mode: str, power_w: float, hold_s: float, now: float) -> None:
         """The hot-water process's mode for the next ``hold_s`` (it refreshes it): pause
-        (0), boost at power_w (0 = full power through the controller) or a guarantee
-        top-up (full power). Every one ends by itself; stale data and the tank limit beat
-        them all; the next reading applies it."""
+        (every load off), boost at power_w (0 = full power through the controller) or a
+        guarantee top-up (full power) of the PWM load. Every one ends by itself; stale data
+        and the tank limit beat them all; the next reading applies it. Control runs on
+        under these holds (told what really went out), so ending one needs no restart."""
         if mode not in HOT_WATER_MODES:
             raise Refused(f"hold: mode must be one of {', '.join(HOT_WATER_MODES)}")
         if not 0.0 <= power_w <= 1e6 or not 0.0 < hold_s <= MODE_MAX_S:
@@ -213,25 +284,37 @@ class WorkerCore:
         until = now + hold_s
         rating = self.cfg.load.rating_w
         full = mode == TOPUP or (mode == BOOST and (power_w <= 0 or power_w >= rating))
-        for kind in (PAUSE, BOOST):
-            if (kind != mode or full) and self.holds.clear(PWM_NAME, kind) is not None:
-                self.controller.reset()  # it did not run while the hold fixed the level
+        if mode != PAUSE:
+            for load in self._load_names():
+                self.holds.clear(load, PAUSE)
+        if mode != BOOST or full:
+            self.holds.clear(self.pwm_load, BOOST)
         if mode == PAUSE:
-            self.holds.put(PWM_NAME, Hold(PAUSE, 0.0, until, "paused"))
+            self._hold_all(PAUSE, until, "paused")
         elif mode == BOOST and not full:
-            duty = self.curve.duty(min(1.0, power_w / self.controller.rating_w))  # learned
-            self.holds.put(PWM_NAME, Hold(BOOST, duty, until, f"boost at {power_w:.0f} W"))
+            duty = self.curve.duty(min(1.0, power_w / self._pwm_rating_w()))
+            self.holds.put(self.pwm_load, Hold(BOOST, duty, until, f"boost at {power_w:.0f} W",
+                                               freezes_control=False))
         self._full_power(mode if full else "", until)
+
+    def _load_names(self) -> list[str]:
+        return [self.pwm_load, *(relay.name for relay in self.allocator.relays)]
+
+    def _hold_all(self, kind: str, until: float, reason: str, ends_on_stale: bool = True
+                  ) -> None:
+        """Every load off (pause, the tank limit); control runs on, told that nothing went
+        out, and takes over again when the hold ends."""
+        for load in self._load_names():
+            self.holds.put(load, Hold(kind, 0.0, until, reason, ends_on_stale=ends_on_stale,
+                                      freezes_control=False))
 
     def _full_power(self, kind: str, until: float) -> None:
         """Run the controller with a target that welcomes import (full power), or back to
         the configured target: a change of target, not a reset, so no bump."""
-        if bool(kind) != bool(self.full_kind):
-            params = params_from_config(self.cfg)
-            if kind:
-                params = replace(params, target_w=FULL_POWER_TARGET_W)
-            self.controller.update_params(params)
+        changed = bool(kind) != bool(self.full_kind)
         self.full_kind, self.full_until = kind, until
+        if changed:
+            self.controller.update_params(self._control_params(self.cfg))
 
     def tank_reading(self, tank_c: float | None, age_s: float, error: str, now: float) -> None:
         try:
@@ -240,16 +323,17 @@ class WorkerCore:
             raise Refused(str(exc)) from exc
 
     def _tank_hold(self, now: float) -> bool:
-        """Put or lift the tank's off-hold; True when it was lifted (control restarts)."""
+        """Put or lift the tank's off-hold on every load; True when it was lifted."""
         held = self.tank.held(now)
         if held and held != self.held:
             if not self.held:
                 log.warning("heating held: %s", held)
-            self.holds.put(PWM_NAME, Hold(TANK, 0.0, math.inf, held, ends_on_stale=False))
+            self._hold_all(TANK, math.inf, held, ends_on_stale=False)
         lifted = bool(self.held) and not held
         if lifted:
             log.info("heating resumes: tank limit lifted")
-            self.holds.clear(PWM_NAME, TANK)
+            for load in self._load_names():
+                self.holds.clear(load, TANK)
         self.held = held
         return lifted
 
@@ -262,9 +346,16 @@ class WorkerCore:
 
     # -- write results -------------------------------------------------------------------
     def _write_plan(self, note: str = "") -> Plan:
-        return Plan(levels=dict(self.levels), recover=self.output_fault, note=note)
+        """The PWM every step (its write is the loop's heartbeat at the pin); relays only
+        when they change, after a fault, or when their level is not known."""
+        if self.output_fault:
+            return Plan(levels=dict(self.levels), recover=True, note=note)
+        levels = {name: level for name, level in self.levels.items()
+                  if name == PWM_NAME or self._written.get(name) != level}
+        return Plan(levels=levels, note=note)
 
     def write_ok(self, plan: Plan) -> None:
+        self._written.update(plan.levels)
         if self.output_fault:
             log.info("output reachable again")
             self.output_fault = False
@@ -278,6 +369,9 @@ class WorkerCore:
         self.output_fault = True
         return self.safe_off("output write failed", now)
 
+    def off_ok(self, plan: Plan) -> None:
+        self._written.update(plan.levels)
+
     def off_failed(self, problems: list[str]) -> None:
         self.error = f"output off failed: {'; '.join(problems)}"
         log.error("%s", self.error)
@@ -287,14 +381,17 @@ class WorkerCore:
         """Someone else (another pigpio client, a restarted pigpiod) may have changed a pin:
         report it and put our level back (the safe state when ours is 0)."""
         expected = self.levels.get(name, 0.0)
-        if actual is None or abs(actual - expected) <= 2 * resolution + 1e-6:
+        tolerance = min(2 * resolution + 1e-6, 0.49)  # a relay's level is 0 or 1
+        if actual is None or abs(actual - expected) <= tolerance:
             return None
         self.readback_mismatches += 1
-        problem = f"output ran duty {actual:.4f}, expected {expected:.4f}: re-applied"
+        what = "output" if name == PWM_NAME else name
+        problem = f"{what} ran duty {actual:.4f}, expected {expected:.4f}: re-applied"
         log.warning("%s", problem)
         if not any(self.levels.values()):
             plan = self.safe_off(f"read-back: {name} ran {actual:.4f}", now)
         else:
+            self._written.pop(name, None)
             plan = self._write_plan()
         plan.note = problem
         return plan
@@ -305,23 +402,48 @@ class WorkerCore:
     # -- accounting and state ------------------------------------------------------------
     def account(self, now: float) -> None:
         """Energy since the last output change, at the power that was really on."""
-        if not self.stale and self.duty > 0:
-            self.energy.add(self.power_w(), now - self.last_output_mono)
+        dt_s = now - self.last_output_mono
         self.last_output_mono = now
+        if self.stale or dt_s <= 0:
+            return
+        for name, _kind, power_w, _level, _held in self._loads():
+            if power_w > 0:
+                self.energy.add(power_w, dt_s, name)
+
+    def _loads(self) -> list[tuple[str, str, float, float, str]]:
+        """(name, kind, modelled power W, duty or level, held reason) per load: the power
+        through each output, 0 where a load is seen not to draw (thermostat open)."""
+        rating_w = self._pwm_rating_w()
+        pwm_w = 0.0 if self.controller.saturated else \
+            self.curve.power_fraction(self.duty) * rating_w
+        pwm_hold = self.holds.active(self.pwm_load)
+        held = pwm_hold.reason if pwm_hold is not None else \
+            "thermostat" if self.controller.saturated else ""
+        loads = [(self.pwm_load, "pwm", pwm_w, self.duty, held)]
+        alloc = self.allocator
+        if alloc.bypass_after_s is not None:
+            bypass_w = rating_w if alloc.bypass and not self.controller.saturated else 0.0
+            loads.append((bypass_load(self.pwm_load), "bypass", bypass_w,
+                          float(alloc.bypass), ""))
+        for relay in alloc.relays:
+            hold = self.holds.active(relay.name)
+            held = hold.reason if hold is not None else relay.held
+            loads.append((relay.name, "relay", relay.rating_w if relay.on else 0.0,
+                          float(relay.on), held))
+        return loads
 
     def power_w(self) -> float:
-        """Modelled load power; 0 while the load is seen not to draw (thermostat open)."""
-        if self.controller.saturated:
-            return 0.0
-        return self.curve.power_fraction(self.duty) * self.controller.rating_w
+        """Modelled power of all loads together."""
+        return sum(load[2] for load in self._loads())
 
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
         self.cfg, self.curve = cfg, curve
-        params = params_from_config(cfg)
-        if self.full_kind:
-            params = replace(params, target_w=FULL_POWER_TARGET_W)
-        self.controller.update_params(params, learn=cfg.load.learn_rating)
+        self.allocator.pwm_rating_w = cfg.load.rating_w
+        self.allocator.margin_w = cfg.load.relay_margin_w
+        self.allocator.on_after_s = cfg.load.relay_on_after_s
+        self.allocator.off_after_s = cfg.load.relay_off_after_s
+        self.controller.update_params(self._control_params(cfg), learn=self._learns(cfg))
         self.tank.limits = limits_from_config(cfg)
 
     def mode(self) -> str:
@@ -329,21 +451,39 @@ class WorkerCore:
         if self.stale:
             return "stale"
         for kind in (MANUAL, PAUSE, BOOST):
-            if self.holds.get(PWM_NAME, kind) is not None:
+            if self.holds.get(self.pwm_load, kind) is not None:
                 return kind
         return self.full_kind or "auto"
 
-    def state(self, now: float) -> dict[str, Any]:
+    def state(self, now: float, loads_today_wh: dict[str, float] | None = None
+              ) -> dict[str, Any]:
+        today = loads_today_wh or {}
+        loads = [{"name": name, "kind": kind, "on": level > 0, "duty": level,
+                  "power_w": 0.0 if self.stale else power_w,
+                  "energy_today_wh": today.get(name, 0.0), "held": held}
+                 for name, kind, power_w, level, held in self._loads()]
         return {
             "grid_w": self.grid_w, "target_w": self.cfg.control.target_w, "duty": self.duty,
-            "fraction": self.fraction, "power_w": 0.0 if self.stale else self.power_w(),
+            "fraction": self.fraction,
+            "power_w": 0.0 if self.stale else sum(load["power_w"] for load in loads),
             "stale": self.stale, "stale_reason": self.stale_reason, "mode": self.mode(),
             "saturated": self.controller.saturated, "error": self.error,
             "readback_mismatches": self.readback_mismatches,
-            "reading_age_s": now - self.last_reading_mono,
+            "reading_age_s": now - self.last_reading_mono, "loads": loads,
             "hold_reason": self.held, "tank_c": self.tank.tank_c,
             "tank_age_s": self.tank.age_s(now),
             "rating_learned_w": round(self.controller.rating_learned_w, 1),
             "rating_confidence": round(self.controller.confidence, 3),
-            "rating_used_w": round(self.controller.rating_w, 1),
+            "rating_used_w": round(self._pwm_rating_w(), 1),
         }
+
+
+def allocator_from_config(cfg: Any, now: float) -> Allocator:
+    relays = [Relay(r.name, r.rating_w, r.min_on_s, r.min_off_s, r.priority)
+              for r in cfg.relays]
+    bypass = cfg.load.bypass_after_s if cfg.load.bypass_gpio >= 0 else None
+    return Allocator(cfg.load.rating_w, relays, now, pwm_priority=cfg.load.priority,
+                     margin_w=cfg.load.relay_margin_w, bypass_after_s=bypass,
+                     check_readings=cfg.control.max_delay_samples + 1,
+                     on_after_s=cfg.load.relay_on_after_s,
+                     off_after_s=cfg.load.relay_off_after_s)

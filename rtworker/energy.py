@@ -19,19 +19,27 @@ class EnergyCounter:
         data = read_json(self.path, {}) or {}
         self.total_wh = float(data.get("total_wh", 0.0))
         self.day = data.get("day", _today())
-        self.today_wh = float(data.get("today_wh", 0.0)) if self.day == _today() else 0.0
+        same_day = self.day == _today()
+        self.today_wh = float(data.get("today_wh", 0.0)) if same_day else 0.0
+        # per load (several loads): today only; the total stays one number
+        self.loads_today_wh: dict[str, float] = {
+            str(k): float(v) for k, v in (data.get("loads_today_wh") or {}).items()
+        } if same_day else {}
         self.day = _today()
         self._last_save = time.monotonic()
         self._dirty = False
 
-    def add(self, power_w: float, dt_s: float) -> None:
-        """Account ``power_w`` held for ``dt_s``. Callers pass 0 W while the output is off
-        or the data are stale, so a counter can never run on a last value."""
+    def add(self, power_w: float, dt_s: float, load: str | None = None) -> None:
+        """Account ``power_w`` held for ``dt_s`` (by ``load``, if named). Callers pass 0 W
+        while the output is off or the data are stale, so a counter can never run on a
+        last value."""
         if power_w <= 0 or dt_s <= 0:
             return
         wh = power_w * dt_s / 3600.0
         self.total_wh += wh
         self.today_wh += wh
+        if load is not None:
+            self.loads_today_wh[load] = self.loads_today_wh.get(load, 0.0) + wh
         self._dirty = True
 
     def tick(self, now_mono: float) -> None:
@@ -42,12 +50,15 @@ class EnergyCounter:
         today = _today()
         if today != self.day:
             self.day, self.today_wh, self._dirty = today, 0.0, True
+            self.loads_today_wh = {}
         if self._dirty:
             self.save()
 
     def save(self) -> None:
         write_json(self.path, {"total_wh": round(self.total_wh, 6),
-                               "today_wh": round(self.today_wh, 6), "day": self.day})
+                               "today_wh": round(self.today_wh, 6), "day": self.day,
+                               "loads_today_wh": {k: round(v, 6)
+                                                  for k, v in self.loads_today_wh.items()}})
         self._dirty = False
 
 

@@ -91,6 +91,8 @@ class Worker:
             failed = self.outputs.all_off()
             if failed:
                 self.core.off_failed(failed)
+            else:
+                self.core.off_ok(plan)
             return
         try:
             if plan.recover:  # a recovered output starts from a known safe state
@@ -131,7 +133,8 @@ class Worker:
 
     def state(self) -> dict[str, Any]:
         now = time.monotonic()
-        return {"ts": time.time(), "seq": self.seq, **self.core.state(now),
+        return {"ts": time.time(), "seq": self.seq,
+                **self.core.state(now, self.energy.loads_today_wh),
                 "energy_wh": self.energy.total_wh, "energy_today_wh": self.energy.today_wh,
                 "loop": self.core.stats.summary(now), "realtime": self.realtime}
 
@@ -171,11 +174,11 @@ class Worker:
         try:
             cfg = self.cfg.with_settings(settings)
         except ConfigError as exc:
-            raise bus.CommandError("invalid settings", exc.errors) from exc
+            raise bus.CommandError.invalid(exc.problems) from exc
         try:
             curve = curve_from_config(cfg)
         except ValueError as exc:
-            raise bus.CommandError("invalid settings", [str(exc)]) from exc
+            raise bus.CommandError.invalid({"curve": str(exc)}) from exc
         self.core.configure(cfg, curve)
         for output in self.outputs:
             try:

@@ -46,6 +46,11 @@ volume_l = {DEMO_TANK.volume_l:g}
 
 [state]
 dir = "{state_dir}"
+
+[[relays]]          # a second heating element: on when the surplus outgrows the heater
+name = "heater stage 2"
+gpio = 17
+rating_w = 1000
 """
 
 

@@ -10,11 +10,15 @@ import subprocess
 import sys
 import time
 
+import pigpio
 import pytest
 from conftest import GPIO, duty, export_until_on
+from relayhelp import PWM, RELAY, all_off, relay_on, relay_stage_on
 from syshelp import REPO, System, reading, stopped, vzlogger_post, wait_for
 
 from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
+
+pytest_plugins = ["relayhelp"]  # the relay_system and relay_emulator fixtures
 
 
 def oversized_status(port: int, length: int) -> int:
@@ -146,3 +150,57 @@ def test_sigstop_webui_is_replaced_and_control_unaffected(system: System,
 
         wait_for(replaced, 20, 0.5, what="frozen web UI replaced")
     export_until_on(system, emulator)
+
+
+# -- with a relay stage: every fault leaves every output off, within the PWM's limits ----
+
+def test_relay_data_stop(relay_system: System, relay_emulator: PigpiodEmulator) -> None:
+    system, emu = relay_system, relay_emulator
+    relay_stage_on(system, emu)
+    t0 = time.monotonic()
+    wait_for(lambda: all_off(emu), 5, what="every output off after the data stop")
+    assert time.monotonic() - t0 < 2.5  # stale_after_s = 2, like the PWM
+    assert [load["on"] for load in system.state()["loads"]] == [False, False]
+
+
+def test_relay_kill_9_and_sigstop_of_the_worker(relay_system: System,
+                                                relay_emulator: PigpiodEmulator) -> None:
+    system, emu = relay_system, relay_emulator
+    relay_stage_on(system, emu)
+    os.kill(system.pid("rtworker"), signal.SIGKILL)  # the supervisor's own handle zeroes
+    wait_for(lambda: all_off(emu), 2, what="every output off after kill -9")
+    relay_stage_on(system, emu)  # the new worker (min_off counts from its start)
+    with stopped(system.pid("rtworker")):
+        t0 = time.monotonic()
+        wait_for(lambda: all_off(emu), 5, what="every output off for a hung worker")
+        assert time.monotonic() - t0 < 2.5  # hang_after_s 1.5 + a tick
+
+
+def test_relay_sigterm_and_safe_off(relay_system: System,
+                                    relay_emulator: PigpiodEmulator) -> None:
+    system, emu = relay_system, relay_emulator
+    relay_stage_on(system, emu)
+    assert system.terminate() == 0
+    assert all_off(emu)
+    emu.clear_events()
+    pi = pigpio.pi("127.0.0.1", emu.port, show_errors=False)  # as if a crash left them on
+    try:
+        pi.write(RELAY, 1)
+        pi.hardware_PWM(PWM, 600, 500_000)
+    finally:
+        pi.stop()
+    assert relay_on(emu)
+    result = subprocess.run([sys.executable, "-m", "vzdivert.cli", "safe-off", "--config",
+                             str(system.config)], capture_output=True, text=True, cwd=REPO,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert all_off(emu) and "stage 2" in result.stdout
+    last = [e for e in emu.events if e.gpio == RELAY][-1]
+    assert (last.cmd, last.values) == ("WRITE", (0,))
+
+
+def test_relay_kill_9_supervisor(relay_system: System, relay_emulator: PigpiodEmulator) -> None:
+    system, emu = relay_system, relay_emulator
+    relay_stage_on(system, emu)
+    os.kill(system.proc.pid, signal.SIGKILL)  # children get SIGTERM (PR_SET_PDEATHSIG)
+    wait_for(lambda: all_off(emu), 2, what="every output off after the supervisor died")

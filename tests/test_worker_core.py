@@ -17,7 +17,7 @@ class Sink:
     def __init__(self) -> None:
         self.wh = 0.0
 
-    def add(self, power_w: float, dt_s: float) -> None:
+    def add(self, power_w: float, dt_s: float, load: str | None = None) -> None:
         if power_w > 0 and dt_s > 0:
             self.wh += power_w * dt_s / 3600
 
@@ -124,7 +124,7 @@ def test_manual_refused_when_stale_or_out_of_range_and_ended_by_stale() -> None:
             rig.core.manual(duty, hold_s, rig.t)
     rig.core.manual(0.5, 60.0, rig.t)
     is_off(rig.core, rig.tick(10.5), "no fresh reading")
-    assert rig.core.holds.active(PWM_NAME) is None  # stale data end the hold at once
+    assert rig.core.holds.active(rig.core.pwm_load) is None  # stale data end the hold at once
     assert rig.core.manual(None, 0, rig.t) is None
 
 
@@ -199,3 +199,118 @@ def test_observers_see_each_control_step() -> None:
     rig.reading(-1000.0, age_s=30)  # dropped: not a step
     assert len(steps) == 1 and steps[0].grid_w == -1000.0
     assert steps[0].levels[PWM_NAME] == pytest.approx(0.5)
+
+
+class Relays(Rig):
+    """A 2 kW PWM heater (linear) and a 1 kW relay stage with 60 s minimum times."""
+
+    def __init__(self, bypass: bool = False) -> None:
+        load = {"rating_w": 2000.0, **({"bypass_gpio": 22, "bypass_after_s": 30.0}
+                                        if bypass else {})}
+        self.cfg = validate({"watchdog": {"stale_after_s": 10.0}, "load": load,
+                             "relays": [{"name": "stage 2", "gpio": 17, "rating_w": 1000.0}]})
+        self.energy = Sink()
+        self.t = 0.0
+        self.core = WorkerCore(self.cfg, self.energy, self.t)
+        self.core.start(0.0)
+
+    def run_until(self, grid_of, seconds: float) -> Plan | None:
+        """Feed readings from a closed loop: grid = load power - surplus."""
+        plan = None
+        end = self.t + seconds
+        while self.t < end:
+            plan = self.reading(grid_of(self.core))
+            if plan is not None and not plan.safe:
+                self.core.write_ok(plan)  # as the shell does after a good write
+        return plan
+
+
+RELAY = "relay:stage 2"
+
+
+def closed_loop(surplus_w: float):
+    return lambda core: core.power_w() - surplus_w
+
+
+def test_relay_takes_its_step_and_the_pwm_the_rest() -> None:
+    rig = Relays()
+    rig.t = 61.0  # past min_off after the start
+    plan = rig.run_until(closed_loop(2600.0), 5)
+    assert rig.core.levels[RELAY] == 1.0
+    assert rig.core.duty == pytest.approx(0.8, abs=0.02)  # 1600 W of 2000 W
+    assert RELAY not in plan.levels  # written once, when it switched
+    loads = {load["name"]: load for load in rig.core.state(rig.t)["loads"]}
+    assert loads["stage 2"]["on"] and loads["stage 2"]["power_w"] == 1000.0
+    assert loads["heater"]["kind"] == "pwm" and loads["heater"]["power_w"] == \
+        pytest.approx(1600, abs=40)
+
+
+def test_every_path_to_zero_opens_the_relays_too() -> None:
+    for off in ("stale", "fault", "shutdown"):
+        rig = Relays()
+        rig.t = 61.0
+        rig.run_until(closed_loop(2600.0), 5)
+        assert rig.core.levels[RELAY] == 1.0
+        plan = {"stale": lambda r: r.tick(10.5),
+                "fault": lambda r: r.core.write_failed("gone", r.t),
+                "shutdown": lambda r: r.core.shutdown("stopped", r.t)}[off](rig)
+        assert plan.safe and plan.levels == {"load": 0.0, RELAY: 0.0}
+        assert not rig.core.allocator.relays[0].on
+        assert rig.core.state(rig.t)["power_w"] == 0.0
+
+
+def test_start_up_waits_min_off_and_relay_readback_is_repaired() -> None:
+    rig = Relays()
+    rig.run_until(closed_loop(2600.0), 30)
+    assert rig.core.levels[RELAY] == 0.0  # a restart counts as a switch-off
+    loads = {load["name"]: load for load in rig.core.state(rig.t)["loads"]}
+    assert loads["stage 2"]["held"] == "min-off"
+    rig.run_until(closed_loop(2600.0), 35)
+    plan = rig.core.readback(RELAY, 0.0, 1.0, rig.t)  # someone switched it off
+    assert plan is not None and plan.levels[RELAY] == 1.0 and "stage 2 ran" in plan.note
+
+
+def test_energy_by_load() -> None:
+    rig = Relays()
+    rig.t = 61.0
+    rig.run_until(closed_loop(2600.0), 40)
+    by_load = {}
+    rig.core.energy = type("E", (), {"add": lambda self, p, dt, load=None:
+                                     by_load.__setitem__(load, by_load.get(load, 0) + p * dt)})()
+    rig.core.account(rig.t + 3.6)
+    assert by_load["stage 2"] == pytest.approx(3600.0)  # 1000 W for 3.6 s
+    assert by_load["heater"] == pytest.approx(1600 * 3.6, rel=0.03)
+
+
+def test_bypass_closes_after_a_long_full_run_and_goes_safe() -> None:
+    rig = Relays(bypass=True)
+    rig.run_until(closed_loop(2300.0), 40)  # relay held off by min_off; PWM at 100 %
+    assert rig.core.levels["bypass"] == 1.0 and rig.core.duty == 0.0
+    loads = {load["kind"]: load for load in rig.core.state(rig.t)["loads"]}
+    assert loads["bypass"]["on"] and loads["bypass"]["power_w"] == 2000.0
+    plan = rig.tick(10.5)
+    assert plan.safe and plan.levels["bypass"] == 0.0 and not rig.core.allocator.bypass
+
+
+def test_manual_hold_opens_the_bypass_and_keeps_the_relays() -> None:
+    rig = Relays(bypass=True)
+    rig.run_until(closed_loop(3300.0), 100)
+    assert rig.core.levels[RELAY] == 1.0
+    plan = rig.core.manual(0.3, 10.0, rig.t)
+    assert plan.levels["load"] == 0.3 and rig.core.levels["bypass"] == 0.0
+    assert rig.core.levels[RELAY] == 1.0
+
+
+def test_a_hold_that_lets_control_run_fixes_its_load_and_the_relays_fill_around_it() -> None:
+    from vzdivert.rtworker.holds import Hold
+
+    rig = Relays()
+    rig.t = 61.0
+    rig.run_until(closed_loop(2600.0), 5)
+    # e.g. one load's own limit: the heater held off, control goes on with the relay
+    rig.core.holds.put("heater", Hold("limit", 0.0, rig.t + 600, "held",
+                                      freezes_control=False))
+    rig.run_until(closed_loop(2600.0), 10)
+    assert rig.core.duty == 0.0 and rig.core.levels[RELAY] == 1.0
+    loads = {load["name"]: load for load in rig.core.state(rig.t)["loads"]}
+    assert loads["heater"]["held"] == "held" and rig.core.state(rig.t)["mode"] == "auto"

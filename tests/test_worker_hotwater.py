@@ -18,7 +18,7 @@ class Sink:
     def __init__(self) -> None:
         self.wh = 0.0
 
-    def add(self, power_w: float, dt_s: float) -> None:
+    def add(self, power_w: float, dt_s: float, load: str | None = None) -> None:
         self.wh += max(0.0, power_w) * max(0.0, dt_s) / 3600
 
 

@@ -314,6 +314,31 @@ SCHEMA: tuple[Key, ...] = (
         "Learn what the load really draws at full output (0.5-1.5x rating_w) from the "
         "controller's own moves, and control and count energy with that; the estimate "
         "starts afresh when rating_w changes. false: use rating_w as it is.", tunable=True),
+    # -- several loads (issue 12): the PWM load's place among the relays, the bypass --
+    Key("load", "name", str, "heater", "Name of the PWM load (dashboard, MQTT, metrics).",
+        check=lambda v: None if v.strip() else "must not be empty"),
+    Key("load", "priority", int, 0,
+        "Order of filling among the loads: lower first; relays with the same priority come "
+        "after the PWM load, in file order.", min=-100, max=100),
+    Key("load", "bypass_gpio", int, -1,
+        "GPIO of a relay that bridges the SSR or phase-fired module once the PWM load has run "
+        "at 100 % for bypass_after_s (the PWM then goes to 0); -1: no bypass.", min=-1, max=53),
+    Key("load", "bypass_after_s", float, 60.0,
+        "The PWM load must run at 100 % this long before the bypass closes.",
+        min=1, max=3600, unit="s"),
+    Key("load", "relay_margin_w", float, 100.0,
+        "A relay switches on once the surplus covers its rating plus this, and off once it no "
+        "longer covers the rating (or the PWM load could take it all with this to spare); the "
+        "bypass opens when the surplus falls this far below the rating.",
+        min=0, max=10_000, unit="W", tunable=True),
+    Key("load", "relay_on_after_s", float, 10.0,
+        "A relay switches on only once the surplus has covered it this long (a leaky count: "
+        "short dips do not restart it).", min=0, max=3600, unit="s", tunable=True),
+    Key("load", "relay_off_after_s", float, 60.0,
+        "A relay switches off only once it has lacked surplus this long; a shortfall of its "
+        "whole rating counts at that pace, a bigger one faster, a small one up to 16x "
+        "slower (with the square of its share): short clouds are ridden through.",
+        min=0, max=3600, unit="s", tunable=True),
     Key("control", "target_w", float, 0.0,
         "Grid power setpoint; negative allows some export, positive some import.",
         min=-100_000, max=100_000, unit="W", tunable=True),
@@ -457,6 +482,52 @@ SCHEMA: tuple[Key, ...] = (
         tunable=True, check=lambda v: None if len(v) <= 8 else "at most 8 characters"),
 )
 
+# `[[relays]]`: a list of tables, each validated against these keys (issue 12).
+RELAY_KEYS: tuple[Key, ...] = (
+    Key("relays", "name", str, "", "Name shown on the dashboard, MQTT and metrics.",
+        check=lambda v: None if v.strip() else "must not be empty"),
+    Key("relays", "gpio", int, -1, "BCM GPIO driving the relay (a plain level).", min=0, max=53),
+    Key("relays", "rating_w", float, 0.0, "Power the load draws when the relay is on.",
+        min=1, max=100_000, unit="W"),
+    Key("relays", "min_on_s", float, 60.0,
+        "Once switched on, the relay stays on at least this long (contact wear, compressors).",
+        min=0, max=86_400, unit="s"),
+    Key("relays", "min_off_s", float, 60.0, "Once switched off, it stays off at least this long.",
+        min=0, max=86_400, unit="s"),
+    Key("relays", "active_low", bool, False, "The relay is on when the GPIO is low."),
+    Key("relays", "priority", int, 0,
+        "Order of filling among the loads: lower first (the PWM load's is [load] priority).",
+        min=-100, max=100),
+)
+REQUIRED_RELAY_KEYS = ("name", "gpio", "rating_w")
+
+
+def _relays(value: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Validate `[[relays]]`: each entry's keys, defaults filled in; problems keyed
+    ``relays[i].key``."""
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        return [], {"relays": "expected [[relays]] tables"}
+    out, problems = [], {}
+    known = {k.name: k for k in RELAY_KEYS}
+    for i, entry in enumerate(value):
+        relay = {k.name: k.default for k in RELAY_KEYS}
+        for name, v in entry.items():
+            key = known.get(name)
+            if key is None:
+                _add(problems, f"relays[{i}].{name}",
+                     f"unknown key (allowed: {', '.join(known)})")
+                continue
+            try:
+                relay[name] = key.coerce(v)
+            except ValueError as exc:
+                _add(problems, f"relays[{i}].{name}", str(exc))
+        for name in REQUIRED_RELAY_KEYS:
+            if name not in entry:
+                _add(problems, f"relays[{i}].{name}", "required")
+        out.append(relay)
+    return out, problems
+
+
 KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}
 TUNABLES: dict[str, Key] = {k.setting or k.name: k for k in SCHEMA if k.tunable}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(k.section for k in SCHEMA))
@@ -473,6 +544,7 @@ class Config:
             ns = SimpleNamespace(**{k.name: self.values[k.path] for k in SCHEMA
                                     if k.section == section})
             setattr(self, section, ns)
+        self.relays = tuple(SimpleNamespace(**r) for r in self.values.get("relays", ()))
 
     def tunables(self) -> dict[str, Any]:
         return {name: self.values[k.path] for name, k in TUNABLES.items()}
@@ -503,10 +575,16 @@ class Config:
 def validate(data: dict[str, Any], source: str = "<config>") -> Config:
     """Check a parsed TOML document against SCHEMA; collect every problem before raising."""
     problems: dict[str, str] = {}
-    values = {k.path: k.default for k in SCHEMA}
+    values: dict[str, Any] = {k.path: k.default for k in SCHEMA}
+    values["relays"] = []
     for section, table in data.items():
+        if section == "relays":
+            values["relays"], relay_problems = _relays(table)
+            problems.update(relay_problems)
+            continue
         if section not in SECTIONS:
-            _add(problems, section, f"unknown section (allowed: {', '.join(SECTIONS)})")
+            allowed = ", ".join((*SECTIONS, "relays"))
+            _add(problems, section, f"unknown section (allowed: {allowed})")
             continue
         if not isinstance(table, dict):
             _add(problems, section, f"expected a table [{section}]")
@@ -534,6 +612,8 @@ def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
     if values["load.curve"] == "table" and not values["load.curve_points"]:
         problems["load.curve_points"] = ("required when load.curve is 'table' "
                                          "(run `vzdivert calibrate`)")
+    for path, problem in _output_pin_checks(values).items():
+        _add(problems, path, problem)
     host = values["webui.listen"].rpartition(":")[0].strip("[]")
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
         problems["webui.password"] = (f"required when webui.listen is not loopback "
@@ -546,6 +626,28 @@ def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
         if values[path] > 0 and path not in problems and values[path] >= values["tank.max_c"]:
             problems[path] = (f"must be below tank.max_c ({values['tank.max_c']:g}): no "
                               f"heating happens at or above it")
+    return problems
+
+
+def _output_pin_checks(values: dict[str, Any]) -> dict[str, str]:
+    """Every output on its own GPIO, every load with its own name: {path: problem}."""
+    problems: dict[str, str] = {}
+    pins = {values["output.gpio"]: "output.gpio"}
+    if values["output.status_gpio"] >= 0:
+        pins.setdefault(values["output.status_gpio"], "output.status_gpio")
+    names = {values["load.name"]: "load.name"}
+    claims = [("load.bypass_gpio", values["load.bypass_gpio"])] \
+        if values["load.bypass_gpio"] >= 0 else []
+    for i, relay in enumerate(values.get("relays", ())):
+        claims.append((f"relays[{i}].gpio", relay["gpio"]))
+        if relay["name"] in names:
+            _add(problems, f"relays[{i}].name",
+                 f"{relay['name']!r} is already the name of {names[relay['name']]}")
+        names.setdefault(relay["name"], f"relays[{i}].name")
+    for path, gpio in claims:
+        if gpio in pins:
+            _add(problems, path, f"GPIO {gpio} is already used by {pins[gpio]}")
+        pins.setdefault(gpio, path)
     return problems
 
 
@@ -592,4 +694,26 @@ def render(cfg: Config | None = None, comments: bool = True) -> str:
                 out.append(f"# Allowed: {key.allowed()}{unit}. Default: "
                            f"{_toml_value(key.default)}.")
             out.append(f"{key.name} = {_toml_value(values[key.path])}")
+    out += _render_relays(values.get("relays", ()), comments)
     return "\n".join(out) + "\n"
+
+
+RELAY_EXAMPLE = {"name": "heater stage 2", "gpio": 17, "rating_w": 1000.0}
+
+
+def _render_relays(relays: Any, comments: bool) -> list[str]:
+    out: list[str] = []
+    if comments and not relays:  # the example file: one commented-out relay
+        out += ["", "# More loads on plain GPIOs (relay stages, a heat pump's SG-ready contact): "
+                "one [[relays]] table each; none by default. The PWM load fills the gap around "
+                "every relay step."]
+        out.append("# [[relays]]")
+        for key in RELAY_KEYS:
+            unit = f" [{key.unit}]" if key.unit else ""
+            need = "Required" if key.name in REQUIRED_RELAY_KEYS else \
+                f"Default: {_toml_value(key.default)}"
+            out.append(f"#   {key.help} Allowed: {key.allowed()}{unit}. {need}.")
+            out.append(f"# {key.name} = {_toml_value(RELAY_EXAMPLE.get(key.name, key.default))}")
+    for relay in relays:
+        out += ["", "[[relays]]"] + [f"{k} = {_toml_value(v)}" for k, v in relay.items()]
+    return out

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from vzdivert import process
-from vzdivert.output.sim import read_sim_duty
-from vzdivert.plant import House
+from vzdivert.output.sim import PWM_FILE, read_sim_duty, switch_file
+from vzdivert.plant import House, RelayLoad
 from vzdivert.tanksim import DEMO_TANK, Tank, w1_slave_text
 
 INTERVAL_S = 1.0
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg, runtime_dir, log = process.start("house", argv)
     actuator = "pfc" if cfg.load.curve in ("pfc", "parametric") else "linear"
     house = House("demo_day", seed=1, dt_s=INTERVAL_S, meter_delay_samples=1,
-                  actuator=actuator, rating_w=cfg.load.rating_w)
+                  actuator=actuator, rating_w=cfg.load.rating_w,
+                  relays=tuple(RelayLoad(r.rating_w) for r in cfg.relays))
     host, _, port = cfg.ingest.listen.rpartition(":")
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host.strip("[]")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     next_t = time.monotonic()
     failures = 0
     while running:
-        grid_w = house.step(read_sim_duty(runtime_dir / "sim-output"))
+        relays_on = [(read_sim_duty(runtime_dir / switch_file(r.gpio)) >= 0.5) != r.active_low
+                     for r in cfg.relays]  # from the pin level, as the relay board sees it
+        grid_w = house.step(read_sim_duty(runtime_dir / PWM_FILE), relays_on)
         if tank is not None:
             now = time.localtime()
             tank.step(INTERVAL_S, house.heater_w, now.tm_yday, now.tm_hour + now.tm_min / 60)

@@ -17,6 +17,7 @@ import zmq
 
 from vzdivert import __version__, bus, process
 from vzdivert.config import TUNABLES, Config
+from vzdivert.output import load_names
 
 KEEPALIVE_S = 30  # a hung bridge is declared offline (LWT) after 1.5 x this
 STATE_TIMEOUT_S = 5.0  # no state from the worker for this long: availability offline
@@ -94,7 +95,37 @@ def state_payload(state: dict[str, Any]) -> dict[str, Any]:
     for key in ("energy_wh", "energy_today_wh"):
         if isinstance(out.get(key), float):
             out[key] = round(out[key], 3)
+    if state.get("loads"):  # several loads: one object each, by name
+        out["loads"] = {load["name"]: {
+            "kind": load.get("kind"), "on": bool(load.get("on")),
+            "duty_pct": round(float(load.get("duty") or 0.0) * 100.0, 2),
+            "power_w": round(float(load.get("power_w") or 0.0), 1),
+            "energy_today_wh": round(float(load.get("energy_today_wh") or 0.0), 3),
+            "held": load.get("held", "")} for load in state["loads"]}
     out["ts"] = state.get("ts")
+    return out
+
+
+def load_entities(cfg: Config) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    """(object id, component, name, value template, extra keys) per load: its power, its
+    energy today and whether it is on, for every load the config has."""
+    out = []
+    for name, kind in load_names(cfg):
+        slug = node_id(name).lower()
+        ref = f"value_json.loads[{json.dumps(name)}]"
+        out += [
+            (f"load_{slug}_power", "sensor", f"{name} power", f"{{{{ {ref}.power_w }}}}",
+             {"device_class": "power", "unit_of_measurement": "W",
+              "state_class": "measurement"}),
+            (f"load_{slug}_energy_today", "sensor", f"{name} energy today",
+             f"{{{{ {ref}.energy_today_wh }}}}",
+             {"device_class": "energy", "unit_of_measurement": "Wh",
+              "state_class": "total_increasing"}),
+            (f"load_{slug}_on", "binary_sensor", f"{name} on",
+             f"{{{{ 'ON' if {ref}.on else 'OFF' }}}}",
+             {"payload_on": "ON", "payload_off": "OFF", "device_class": "running",
+              "icon": "mdi:water-boiler" if kind != "relay" else "mdi:electric-switch"}),
+        ]
     return out
 
 
@@ -119,6 +150,13 @@ def discovery_configs(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
         else:
             payload["value_template"] = f"{{{{ value_json.{field} }}}}"
         out.append((f"{m.discovery_prefix}/{component}/{node}/{object_id}/config", payload))
+    if len(load_names(cfg)) > 1:  # several loads: each its own entities
+        for object_id, component, name, template, extra in load_entities(cfg):
+            payload = {"name": name, "unique_id": f"{node}_{object_id}",
+                       "state_topic": t["state"], "value_template": template, **common,
+                       **extra}
+            out.append((f"{m.discovery_prefix}/{component}/{node}/{object_id}/config",
+                        payload))
     if m.commands:
         for name, key in TUNABLES.items():
             payload = {"name": f"Setting {name}", "unique_id": f"{node}_set_{name}",
@@ -326,6 +364,9 @@ class Bridge:
         for key in STATE_FIELDS:
             if key in payload:
                 self.publish(f"{prefix}/{key}", json.dumps(payload[key]), retain=True)
+        for name, load in payload.get("loads", {}).items():
+            self.publish(f"{prefix}/loads/{node_id(name).lower()}", json.dumps(load),
+                         retain=True)
 
     def on_health(self, health: dict[str, Any]) -> None:
         if health["settings"] != self.settings:

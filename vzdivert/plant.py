@@ -87,6 +87,16 @@ def actuator_fraction(actuator: str, duty: float) -> float:
     return max(0.0, min(1.0, d - math.sin(2.0 * math.pi * d) / (2.0 * math.pi)))
 
 
+@dataclass(frozen=True)
+class RelayLoad:
+    """A load on a relay (a second heating element, a heat pump's SG-ready contact): draws
+    ``rating_w`` while on, unless its own thermostat is open (0 = it never opens)."""
+
+    rating_w: float
+    thermostat_closed_s: float = 0.0
+    thermostat_open_s: float = 60.0
+
+
 @dataclass
 class Tally:
     """Energy over the run, at the 50 ms resolution (Wh)."""
@@ -125,7 +135,8 @@ class House:
 
     def __init__(self, scenario: str | Scenario, seed: int = 0, dt_s: float = 1.0,
                  meter_delay_samples: float = 1.0, actuator: str = "pfc",
-                 rating_w: float = 2000.0, rating_error: float | None = None):
+                 rating_w: float = 2000.0, rating_error: float | None = None,
+                 relays: tuple[RelayLoad, ...] = ()):
         self.scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
         if actuator not in ("pfc", "linear"):
             raise ValueError(f"actuator must be 'pfc' or 'linear', got {actuator!r}")
@@ -142,13 +153,19 @@ class House:
         self._cap = _Window(self.substeps, lag)
         # one generator per component, so adding a kettle does not move the clouds
         self._rng = {k: random.Random(f"{seed}:{k}") for k in
-                     ("cloud", "pv", "base", "kettle", "thermo", "meter", "fridge")}
+                     ("cloud", "pv", "base", "kettle", "thermo", "meter", "fridge", "relays")}
         self.t_s = 0.0
         self.events_s: list[float] = []  # when a step, kettle or thermostat changed things
         self.tally = Tally()
         self.duty = 0.0
         self.heater_w = 0.0
         self.thermostat_closed = True
+        self.relays = relays
+        self.relays_on = [False] * len(relays)
+        self.relay_closed = [True] * len(relays)  # each relay load's own thermostat
+        self.relay_switches = 0
+        self._relay_next = [self._jitter("relays", r.thermostat_closed_s)
+                            if r.thermostat_closed_s else math.inf for r in relays]
         self._cloud_f = self._cloud_base = self._cloud_to = 1.0
         self._edge_t0, self._edge_s, self._edge_from, self._texture = 0.0, 1.0, 1.0, 0.0
         self._cloud_next = self._rng["cloud"].expovariate(1 / sc.cloud_gap_s) \
@@ -162,17 +179,24 @@ class House:
             if sc.thermostat_closed_s else math.inf
         self._step_level = self._steps_level(0.0)
         self._surplus_now = self._pv() - self._base()
+        cap0 = self.true_rating_w + sum(r.rating_w for r in relays)
         for _ in range(self.substeps + lag):  # a steady past with the heater off
             self._grid.push(-self._surplus_now)
             self._surplus.push(self._surplus_now)
-            self._cap.push(self.true_rating_w)
+            self._cap.push(cap0)
 
     # -- public ------------------------------------------------------------------------
-    def step(self, duty: float) -> float:
-        """Run one meter interval at `duty` (0..1); return the meter's reading (W)."""
+    def step(self, duty: float, relays_on: tuple[bool, ...] | list[bool] = ()) -> float:
+        """Run one meter interval at `duty` (0..1) with the relay loads switched as in
+        `relays_on`; return the meter's reading (W). Loads are all loads together: the
+        tally's capacity is what every load could draw."""
         self.duty = 0.0 if duty <= 0.0 else 1.0 if duty >= 1.0 else duty
         rating_w = self.rating_now_w
         heater_full_w = rating_w * actuator_fraction(self.actuator, self.duty)
+        for i, on in enumerate(relays_on):
+            if bool(on) != self.relays_on[i]:
+                self.relays_on[i] = bool(on)
+                self.relay_switches += 1
         h_wh = SUBSTEP_S / 3600.0
         tally = self.tally
         for _ in range(self.substeps):
@@ -180,6 +204,10 @@ class House:
             surplus = self._surplus_now
             cap = rating_w if self.thermostat_closed else 0.0
             heater = heater_full_w if self.thermostat_closed else 0.0
+            for i, relay in enumerate(self.relays):
+                if self.relay_closed[i]:
+                    cap += relay.rating_w
+                    heater += relay.rating_w if self.relays_on[i] else 0.0
             grid = heater - surplus
             grid_off = -surplus
             tally.exported_wh += min(max(0.0, -grid), cap - heater) * h_wh
@@ -216,6 +244,14 @@ class House:
             return self.true_rating_w
         v = 1.0 + sc.mains_swing * math.sin(2 * math.pi * self.t_s / sc.mains_period_s)
         return self.true_rating_w * v * v
+
+    def available_w(self) -> tuple[float, list[float]]:
+        """What the PWM heater and each relay load could draw right now (0: thermostat
+        open), for the oracle."""
+        return (self.rating_now_w if self.thermostat_closed else 0.0,
+                [r.rating_w if closed else 0.0 for r, closed in zip(self.relays,
+                                                                     self.relay_closed,
+                                                                     strict=True)])
 
     def duty_for(self, power_w: float) -> float:
         """The duty at which this heater really draws `power_w` (for the oracle)."""
@@ -310,4 +346,10 @@ class House:
             self._thermo_next = self._jitter("thermo", sc.thermostat_closed_s
                                              if self.thermostat_closed else sc.thermostat_open_s)
             self.events_s.append(t)
+        for i, relay in enumerate(self.relays):
+            if t >= self._relay_next[i]:
+                closed = self.relay_closed[i] = not self.relay_closed[i]
+                self._relay_next[i] = self._jitter(
+                    "relays", relay.thermostat_closed_s if closed else relay.thermostat_open_s)
+                self.events_s.append(t)
         self._surplus_now = self._pv() - self._base()

@@ -61,6 +61,7 @@ class FeedCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self.controller()
+        yield from self.loads()
         yield from self.loop()
         yield from self.processes()
         yield from self.ingest_metrics()
@@ -111,6 +112,31 @@ class FeedCollector:
             yield from _gauge("vzdivert_state_age_seconds",
                               "Time since the worker last published its state",
                               max(0.0, self.now - ts))
+
+    def loads(self) -> Iterator[Metric]:
+        """One series per load (the PWM load, its bypass, each relay stage)."""
+        loads = [load for load in self.state.get("loads") or [] if isinstance(load, dict)]
+        if not loads:
+            return
+        families = [
+            (GaugeMetricFamily("vzdivert_load_power_watts",
+                               "Power a load is estimated to draw", labels=["load", "kind"]),
+             "power_w"),
+            (GaugeMetricFamily("vzdivert_load_on", "1 while a load is switched on",
+                               labels=["load", "kind"]), "on"),
+            (GaugeMetricFamily("vzdivert_load_duty_ratio",
+                               "Duty (PWM) or level (relay, bypass) of a load's output (0..1)",
+                               labels=["load", "kind"]), "duty"),
+            (GaugeMetricFamily("vzdivert_load_energy_today_wh",
+                               "Energy diverted into a load today, in Wh (resets at midnight)",
+                               labels=["load", "kind"]), "energy_today_wh"),
+        ]
+        for family, key in families:
+            for load in loads:
+                value = _number(load.get(key))
+                if value is not None:
+                    family.add_metric([str(load.get("name")), str(load.get("kind"))], value)
+            yield family
 
     def loop(self) -> Iterator[Metric]:
         loop = self.state.get("loop") or {}

@@ -63,6 +63,7 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
         "rating_learned_w": state.get("rating_learned_w"),
         "rating_confidence": state.get("rating_confidence"),
         "loop": state.get("loop"),
+        "loads": list(state.get("loads") or []),
         "state_age_s": _round(state_age_s),
         "processes": health.get("processes", {}),
         "health_age_s": _round(ages_s.get("health")),
@@ -77,6 +78,8 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
     elif state_age_s > silent_after_s:
         out.update(stale=True, power_w=0.0,
                    stale_reason=f"no state from the control loop for {state_age_s:.0f} s")
+    if out["stale"]:  # nothing is known to draw: never show a load running on old data
+        out["loads"] = [{**load, "power_w": 0.0} for load in out["loads"]]
     out["badges"] = badges(out)
     return out
 

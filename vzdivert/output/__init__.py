@@ -19,8 +19,9 @@ from vzdivert.output.base import (
 )
 
 __all__ = ["Backend", "FrequencyUnsupported", "Output", "OutputError", "OutputSpec", "Switch",
-           "BACKENDS", "backend", "output_specs", "OutputSet", "open_output", "open_outputs",
-           "config_problems", "force_off"]
+           "BACKENDS", "PWM_NAME", "BYPASS_NAME", "relay_output", "bypass_load", "load_names",
+           "backend", "output_specs",
+           "OutputSet", "open_output", "open_outputs", "config_problems", "force_off"]
 
 #: ``[output] driver`` -> the back-end class; imported on use, so the worker loads only its own
 BACKENDS: dict[str, str] = {
@@ -30,6 +31,7 @@ BACKENDS: dict[str, str] = {
 }
 
 PWM_NAME = "load"  # the ``[output]``/``[load]`` PWM output, the system's primary load
+BYPASS_NAME = "bypass"  # ``[load] bypass_gpio``: bridges the PWM load's SSR at 100 %
 
 
 def backend(cfg: Any, runtime_dir: str | Path) -> Backend:
@@ -43,8 +45,31 @@ def backend(cfg: Any, runtime_dir: str | Path) -> Backend:
 
 
 def output_specs(cfg: Any) -> list[OutputSpec]:
-    """Every output the config describes, the PWM load first."""
-    return [OutputSpec(PWM_NAME, "pwm", cfg.output.gpio, cfg.output)]
+    """Every output the config describes: the PWM load first, then its bypass, then the
+    relays in file order (named ``relay:<name>``)."""
+    specs = [OutputSpec(PWM_NAME, "pwm", cfg.output.gpio, cfg.output)]
+    if cfg.load.bypass_gpio >= 0:
+        specs.append(OutputSpec(BYPASS_NAME, "switch", cfg.load.bypass_gpio, cfg.output))
+    specs += [OutputSpec(relay_output(r.name), "switch", r.gpio, cfg.output, r.active_low)
+              for r in cfg.relays]
+    return specs
+
+
+def relay_output(name: str) -> str:
+    return f"relay:{name}"
+
+
+def bypass_load(pwm_load: str) -> str:
+    """The bypass's name among the loads (state, dashboard, MQTT, metrics)."""
+    return f"{pwm_load} bypass"
+
+
+def load_names(cfg: Any) -> list[tuple[str, str]]:
+    """(name, kind) of every load the config describes, in the order the state lists them."""
+    loads = [(cfg.load.name, "pwm")]
+    if cfg.load.bypass_gpio >= 0:
+        loads.append((bypass_load(cfg.load.name), "bypass"))
+    return loads + [(r.name, "relay") for r in cfg.relays]
 
 
 class OutputSet:

@@ -175,4 +175,11 @@ class SysfsBackend(Backend):
         return SysfsOutput(spec.section)
 
     def problems(self, specs: list[OutputSpec]) -> list[str]:
-        return [p for spec in specs if spec.kind == "pwm" for p in config_problems(spec.section)]
+        problems = [p for spec in specs if spec.kind == "pwm"
+                    for p in config_problems(spec.section)]
+        switches = [spec.name for spec in specs if spec.kind == "switch"]
+        if switches:  # plain GPIO on a Pi 5 wants libgpiod (sysfs GPIO is gone there)
+            problems.append(f"{', '.join(switches)}: relays and the bypass are not supported "
+                            f"with output.driver = 'sysfs' yet (libgpiod back-end missing); "
+                            f"use pigpio (Pi <= 4) or remove them")
+        return problems

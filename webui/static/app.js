@@ -112,6 +112,7 @@ function renderState(s) {
   })));
   renderHotWater(s);
   renderProcesses(s.processes || {}, s.loop);
+  renderLoads(s.loads || []);
   renderIngest(s.ingest || {}, s);
   // changed elsewhere (another browser, the API, MQTT): show it, unless the user is typing
   const editing = document.activeElement && document.activeElement.closest("#settings");
@@ -156,6 +157,20 @@ async function hotWater(cmd, minutes) {
   m.textContent = r.ok ? "" : (r.data.errors || [t("hw.failed", { status: r.status })]).map(tServer).join("; ");
   m.className = `msg ${r.ok ? "" : "bad"}`;
   if (r.ok) renderState(r.data);
+}
+
+/* several loads (PWM, relay stages, bypass): one row each, shown when there is more than one */
+function renderLoads(loads) {
+  $("#loads-card").hidden = loads.length < 2;
+  const rows = loads.map((l) => el("tr", { "data-load": l.name },
+    el("td", { text: l.name }),
+    el("td", { text: l.kind }),
+    el("td", {}, el("span", { class: `dot${l.on ? " ok" : ""}` }),
+      l.kind === "pwm" ? `${nf1.format((l.duty || 0) * 100)} %` : l.on ? "on" : "off"),
+    el("td", { text: `${fmtW(l.power_w)} W` }),
+    el("td", { class: "narrow-hide", text: `${fmtKWh(l.energy_today_wh)} kWh` }),
+    el("td", { class: "wrap", text: l.held || "–" })));
+  $("#loads tbody").replaceChildren(...rows);
 }
 
 function renderProcesses(procs, loop) {

@@ -1,0 +1,232 @@
+"""Splits the power the controller wants between the loads: relay stages switch in priority
+order, honouring their minimum on and off times, and the PWM load takes exactly the
+remainder, so a relay step moves the PWM by the relay's rating in the same step and does not
+show at the meter. A relay whose load does not draw (its thermostat is open) is seen in the
+surplus estimate and skipped for a while; the optional bypass bridges the PWM load's module
+after a long run at 100 %. Pure: no clock, no I/O.
+
+The rules, with ``avail`` = the wanted power minus the relays before this one that are on:
+- a relay before the PWM load (lower priority number) switches on at ``avail >= rating +
+  margin`` and off below ``avail < rating`` (the PWM would have to go below 0: import);
+- a relay after it switches on only when the PWM load alone would overflow by more than the
+  margin (``avail > pwm_rating + margin``) and the relay fits with the margin to spare; off
+  when it no longer fits or the PWM load could take everything with the margin to spare.
+A rule must hold for ``on_after_s`` / ``off_after_s`` before a relay follows it (a leaky
+count: brief flickers do not reset it, a cloud shorter than that is ridden through, with
+the PWM load filling what it can); an import the relay causes counts with the square of
+its share of the rating, so a big shortfall switches off sooner and a small one much
+later. Minimum on/off times come on top.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+NOT_DRAWING_SHARE = 0.6  # the estimate jumping by this share of a rating: it does not draw
+JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the relay
+RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
+
+
+@dataclass
+class Relay:
+    name: str
+    rating_w: float
+    min_on_s: float = 60.0
+    min_off_s: float = 60.0
+    priority: int = 0
+    on: bool = False
+    since: float = 0.0  # when it last switched (or the worker started: min_off counts)
+    held: str = ""  # why it is not where the allocation wants it (min-on, min-off, ...)
+    skip_until: float = -math.inf  # seen not drawing: off until then
+    # switch-on check: the surplus estimate before, and readings left to watch
+    _check_left: int = 0
+    _check_base_w: float = 0.0
+    _confirm_left: int = 0  # switched off on suspicion: readings left to confirm it
+    _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
+    switches: int = 0
+
+
+@dataclass
+class Split:
+    pwm_w: float = 0.0       # power for the PWM load (0 while bypassed)
+    bypass: bool = False     # the bypass relay is closed (the PWM load runs at its rating)
+    applied_w: float = 0.0   # what the loads take in total (for the controller)
+    changed: list[str] = field(default_factory=list)  # relays switched in this step
+
+
+class Allocator:
+    def __init__(self, pwm_rating_w: float, relays: list[Relay], now: float,
+                 pwm_priority: int = 0, margin_w: float = 100.0,
+                 bypass_after_s: float | None = None, check_readings: int = 2,
+                 on_after_s: float = 0.0, off_after_s: float = 0.0):
+        self.pwm_rating_w = pwm_rating_w
+        self.relays = relays
+        self.pwm_priority = pwm_priority
+        self.margin_w = margin_w
+        self.bypass_after_s = bypass_after_s  # None: no bypass
+        self.check_readings = check_readings
+        self.on_after_s, self.off_after_s = on_after_s, off_after_s
+        self._last_now = now
+        self.bypass = False
+        self.bypass_since = now
+        self._surplus_w = 0.0  # the controller's estimate at the last observe()
+        self.full_since: float | None = None  # the PWM load at 100 % since then
+        for relay in relays:
+            relay.on, relay.since = False, now
+        # stable: the PWM load first among equal priorities, relays in file order
+        self._before_pwm = [r for r in relays if r.priority < pwm_priority]
+        self._after_pwm = [r for r in relays if r.priority >= pwm_priority]
+        self._before_pwm.sort(key=lambda r: r.priority)
+        self._after_pwm.sort(key=lambda r: r.priority)
+
+    @property
+    def capacity_w(self) -> float:
+        return self.pwm_rating_w + sum(r.rating_w for r in self.relays)
+
+    def all_off(self, now: float) -> None:
+        """The safe state: every relay and the bypass open (min-on does not hold here)."""
+        for relay in self.relays:
+            if relay.on:
+                relay.on, relay.since = False, now
+                relay.switches += 1
+            relay._check_left = relay._confirm_left = 0
+        if self.bypass:
+            self.bypass, self.bypass_since = False, now
+        self.full_since = None
+
+    def split(self, want_w: float, now: float, forced: dict[str, bool] | None = None,
+              pwm_available: bool = True, frozen: bool = False) -> Split:
+        """Share ``want_w`` out. ``forced``: relays a hold switches on (True) or off (False);
+        ``pwm_available``: False while a hold keeps the PWM load off; ``frozen``: keep
+        every relay as it is (calibration is measuring the PWM load)."""
+        forced = forced or {}
+        dt = min(max(now - self._last_now, 0.0), 10.0)
+        self._last_now = now
+        result = Split()
+        pwm_room = self.pwm_rating_w if pwm_available else 0.0
+        committed = 0.0
+        for group, after_pwm in ((self._before_pwm, False), (self._after_pwm, True)):
+            for relay in group:
+                avail = want_w - committed
+                if frozen:
+                    want_on = relay.on
+                else:
+                    want_on = self._wants(relay, avail, pwm_room if after_pwm else None)
+                    want_on = self._persist(relay, want_on, avail, dt)
+                self._switch(relay, want_on, now, forced.get(relay.name), frozen, result)
+                if relay.on:
+                    committed += relay.rating_w
+        rest = want_w - committed
+        pwm_w = min(max(rest, 0.0), pwm_room)
+        self._bypass(pwm_w, rest, pwm_room, now, frozen)
+        result.bypass = self.bypass
+        result.pwm_w = 0.0 if self.bypass else pwm_w
+        bypass_w = self.pwm_rating_w if self.bypass else 0.0
+        result.applied_w = committed + result.pwm_w + bypass_w
+        return result
+
+    def _wants(self, relay: Relay, avail: float, pwm_room: float | None) -> bool:
+        m = self.margin_w
+        if pwm_room is None:  # before the PWM load: the relay fills first
+            return avail >= relay.rating_w if relay.on else avail >= relay.rating_w + m
+        if relay.on:
+            return avail >= relay.rating_w and avail > pwm_room - m
+        return avail > pwm_room + m and avail >= relay.rating_w + m
+
+    def _persist(self, relay: Relay, want_on: bool, avail: float, dt: float) -> bool:
+        """Follow the rule only once it has held long enough (see the module docstring)."""
+        if want_on == relay.on:
+            relay._pressure_s = max(0.0, relay._pressure_s - dt)
+            return want_on
+        if want_on:
+            relay._pressure_s += dt
+            return relay._pressure_s >= self.on_after_s or relay.on
+        shortfall = relay.rating_w - avail  # > 0: keeping it on imports this
+        share = shortfall / relay.rating_w
+        # squared: a small shortfall (a cloud's edge) is ridden through for up to 16x
+        # longer, one of the whole rating at the configured pace, a bigger one faster
+        weight = min(max(share * share, 1 / 16), 4.0) if shortfall > 0 else 1 / 16
+        relay._pressure_s += dt * weight
+        return relay._pressure_s < self.off_after_s
+
+    def _switch(self, relay: Relay, want_on: bool, now: float, forced: bool | None,
+                frozen: bool, result: Split) -> None:
+        relay.held = ""
+        if now < relay.skip_until:
+            relay.held = "thermostat"  # its load did not draw: skipped until the retry
+            want_on = False
+        if forced is not None:
+            want_on = forced
+        if want_on == relay.on:
+            return
+        age = now - relay.since
+        if relay.on and age < relay.min_on_s and forced is not False and \
+                now >= relay.skip_until:
+            relay.held = "min-on"
+            return
+        if not relay.on and age < relay.min_off_s:
+            relay.held = "min-off"
+            return
+        if frozen and forced is None:
+            return
+        relay.on, relay.since = want_on, now
+        relay._pressure_s = 0.0
+        relay.switches += 1
+        relay._check_left = self.check_readings if want_on else 0
+        relay._check_base_w = self._surplus_w
+        result.changed.append(relay.name)
+
+    def _bypass(self, pwm_w: float, rest: float, pwm_room: float, now: float,
+                frozen: bool) -> None:
+        if self.bypass_after_s is None:
+            return
+        if frozen:  # the PWM must reach the load (calibration steps it)
+            if self.bypass:
+                self.bypass, self.bypass_since = False, now
+            self.full_since = None
+            return
+        if not self.bypass:
+            at_full = pwm_room > 0 and pwm_w >= pwm_room - 1e-6
+            if not at_full:
+                self.full_since = None
+            elif self.full_since is None:
+                self.full_since = now
+            elif now - self.full_since >= self.bypass_after_s:
+                self.bypass, self.bypass_since = True, now
+        elif rest < self.pwm_rating_w - self.margin_w or pwm_room == 0:
+            self.bypass, self.bypass_since = False, now
+            self.full_since = None
+
+    def observe(self, surplus_w: float, now: float) -> list[str]:
+        """Before each split: the controller's surplus estimate. A relay just switched on
+        whose load draws leaves the estimate where it was (the PWM load made room for it);
+        one that does not draw lifts it by about its rating within the meter's delay (so
+        does the sun coming out). A suspect is switched off and watched: if the estimate
+        then falls back by its rating it did not draw (thermostat: skipped for a while);
+        if not, the surplus really rose and it may come back. Returns the relays skipped."""
+        self._surplus_w = surplus_w
+        skipped = []
+        for relay in self.relays:
+            rise = surplus_w - relay._check_base_w
+            if relay._check_left:
+                relay._check_left -= 1
+                share = rise / relay.rating_w
+                if NOT_DRAWING_SHARE <= share <= JUMP_MAX_SHARE:
+                    relay._check_left = 0
+                    relay.on, relay.since = False, now
+                    relay.switches += 1
+                    relay._confirm_left = self.check_readings
+                    relay._check_base_w = surplus_w
+                    relay.skip_until = now + RETRY_NOT_DRAWING_S  # until the test says
+                    relay.held = "thermostat"
+            elif relay._confirm_left:
+                relay._confirm_left -= 1
+                if -rise >= NOT_DRAWING_SHARE * relay.rating_w:
+                    relay._confirm_left = 0  # it fell back: the load did not draw
+                    relay.skip_until = now + RETRY_NOT_DRAWING_S
+                    skipped.append(relay.name)
+                elif not relay._confirm_left:
+                    relay.skip_until = -math.inf  # it drew: the surplus had really risen
+                    relay.held = ""
+        return skipped

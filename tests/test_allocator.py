@@ -1,0 +1,209 @@
+"""The allocator as a pure unit: the PWM load takes exactly the remainder, priorities,
+margins, minimum on and off times, holds, a relay whose load does not draw, the bypass."""
+
+from __future__ import annotations
+
+import pytest
+
+from vzdivert.rtworker.allocator import RETRY_NOT_DRAWING_S, Allocator, Relay
+
+
+def make(*ratings: float, pwm_w: float = 2000.0, min_s: float = 60.0, margin: float = 100.0,
+         priorities: tuple[int, ...] = (), pwm_priority: int = 0,
+         bypass_after_s: float | None = None) -> Allocator:
+    relays = [Relay(f"r{i}", w, min_s, min_s, priorities[i] if priorities else 0)
+              for i, w in enumerate(ratings)]
+    return Allocator(pwm_w, relays, now=-1000.0, pwm_priority=pwm_priority, margin_w=margin,
+                     bypass_after_s=bypass_after_s)
+
+
+def on(alloc: Allocator) -> list[str]:
+    return [r.name for r in alloc.relays if r.on]
+
+
+def test_pwm_only_below_its_rating_and_a_relay_fills_beyond() -> None:
+    a = make(1000)
+    s = a.split(1500, 0)
+    assert on(a) == [] and s.pwm_w == 1500 and s.applied_w == 1500
+    s = a.split(2050, 1)  # overflow within the margin: the relay stays off, 50 W exported
+    assert on(a) == [] and s.pwm_w == 2000 and s.applied_w == 2000
+    s = a.split(2600, 2)  # the relay takes 1000, the PWM exactly the rest: no step at the meter
+    assert on(a) == ["r0"] and s.pwm_w == 1600 and s.applied_w == 2600
+    assert s.changed == ["r0"]
+
+
+def test_relay_off_when_the_pwm_alone_can_take_it_or_it_no_longer_fits() -> None:
+    a = make(1000, min_s=0)
+    a.split(2600, 0)
+    s = a.split(1950, 1)  # inside the hysteresis band: stays on
+    assert on(a) == ["r0"] and s.pwm_w == 950
+    s = a.split(1850, 2)  # the PWM load could take it all with the margin to spare
+    assert on(a) == [] and s.pwm_w == 1850
+
+
+def test_a_relay_bigger_than_the_pwm_load() -> None:
+    a = make(3000, min_s=0)
+    assert a.split(3050, 0).pwm_w == 2000 and on(a) == []  # does not fit with the margin
+    s = a.split(3150, 1)
+    assert on(a) == ["r0"] and s.pwm_w == 150
+    s = a.split(2990, 2)  # would import: off, the PWM load takes what it can
+    assert on(a) == [] and s.pwm_w == 2000
+
+
+def test_min_on_and_min_off() -> None:
+    a = make(1000, min_s=60)
+    a.split(2600, 0)
+    assert on(a) == ["r0"]
+    s = a.split(500, 30)  # below its rating, but min_on holds it: the PWM goes to 0
+    assert on(a) == ["r0"] and a.relays[0].held == "min-on" and s.pwm_w == 0
+    assert s.applied_w == 1000  # the controller is told what really runs
+    a.split(500, 60)
+    assert on(a) == []
+    s = a.split(3000, 100)  # min_off holds it off
+    assert on(a) == [] and a.relays[0].held == "min-off" and s.pwm_w == 2000
+    a.split(3000, 120)
+    assert on(a) == ["r0"]
+
+
+def test_a_fresh_start_counts_as_a_switch_off() -> None:
+    relays = [Relay("r0", 1000, 60, 60)]
+    a = Allocator(2000, relays, now=0.0)
+    a.split(4000, 10)
+    assert on(a) == [] and relays[0].held == "min-off"  # a restart loop cannot chatter it
+    a.split(4000, 60)
+    assert on(a) == ["r0"]
+
+
+def test_priorities_order_the_relays_and_the_pwm_load() -> None:
+    a = make(1000, 1000, priorities=(2, 1))
+    a.split(2600, 0)  # room for one relay: the lower priority number first
+    assert on(a) == ["r1"]
+    a.split(3200, 1)
+    assert on(a) == ["r0", "r1"]
+    b = make(1000, priorities=(-1,))  # before the PWM load: fills first
+    s = b.split(1200, 0)
+    assert on(b) == ["r0"] and s.pwm_w == pytest.approx(200)
+    s = b.split(1050, 1)  # fits no more with the margin, but stays on (hysteresis)
+    assert on(b) == ["r0"] and s.pwm_w == pytest.approx(50)
+
+
+def test_margins_give_hysteresis() -> None:
+    a = make(1000, min_s=0, margin=300)
+    a.split(2250, 0)
+    assert on(a) == []
+    a.split(2350, 1)
+    assert on(a) == ["r0"]
+    a.split(1750, 2)
+    assert on(a) == ["r0"]
+    a.split(1650, 3)
+    assert on(a) == []
+
+
+def test_holds_force_a_relay_off_at_once_and_on_after_min_off() -> None:
+    a = make(1000)
+    a.split(2600, 0)
+    a.split(2600, 1, forced={"r0": False})  # off at once, min_on or not
+    assert on(a) == []
+    a.split(0, 2, forced={"r0": True})
+    assert on(a) == [] and a.relays[0].held == "min-off"
+    a.split(0, 70, forced={"r0": True})
+    assert on(a) == ["r0"]
+
+
+def test_frozen_keeps_every_relay() -> None:
+    a = make(1000, min_s=0)
+    a.split(2600, 0)
+    s = a.split(0, 1, frozen=True)
+    assert on(a) == ["r0"] and s.pwm_w == 0
+
+
+def test_a_relay_whose_load_does_not_draw_is_skipped_and_retried() -> None:
+    a = make(1000, 1000, min_s=0)
+    assert a.observe(2600, 0) == []  # the estimate when it switches on is the baseline
+    a.split(2600, 0)
+    assert on(a) == ["r0"]
+    assert a.observe(3600, 1) == []  # the estimate rose by its rating: suspect, off ...
+    assert on(a) == [] and a.relays[0].held == "thermostat"
+    a.split(3600, 1)
+    assert a.observe(2620, 2) == ["r0"]  # ... and it fell back: it did not draw
+    s = a.split(2620, 2)  # the next stage takes its place
+    assert on(a) == ["r1"] and a.relays[0].held == "thermostat" and s.pwm_w == 1620
+    a.split(3600, 1.5 + RETRY_NOT_DRAWING_S)
+    assert on(a) == ["r1"]
+    s = a.split(3600, 2 + RETRY_NOT_DRAWING_S)  # tried again
+    assert on(a) == ["r0", "r1"] and s.pwm_w == 1600
+
+
+def test_the_sun_coming_out_is_not_a_thermostat() -> None:
+    a = make(1000, min_s=0)
+    a.observe(2600, 0)
+    a.split(2600, 0)
+    a.observe(3600, 1)  # suspect: off
+    assert on(a) == []
+    a.split(3600, 1)
+    for t in (2, 3):  # the estimate stays up: the surplus had really risen
+        assert a.observe(3600, t) == []
+        a.split(3600, t)
+    assert a.relays[0].held == "" and on(a) == ["r0"]
+
+
+def test_a_jump_far_beyond_the_rating_is_the_weather() -> None:
+    a = make(1000, min_s=0)
+    a.observe(2600, 0)
+    a.split(2600, 0)
+    a.observe(5000, 1)
+    assert on(a) == ["r0"]
+
+
+def test_a_drawing_relay_passes_the_check() -> None:
+    a = make(1000, min_s=0)
+    a.observe(2600, 0)
+    a.split(2600, 0)
+    for t in range(1, 5):
+        assert a.observe(2600 + 30 * t, t) == []
+    assert on(a) == ["r0"]
+
+
+def test_rules_must_hold_a_while_and_big_shortfalls_count_faster() -> None:
+    relays = [Relay("r0", 1000, 0, 0)]
+    a = Allocator(2000, relays, now=0.0, on_after_s=10, off_after_s=60)
+    for t in range(1, 10):
+        a.split(2600, t)
+        assert on(a) == []
+    a.split(1500, 10)  # a dip: the count leaks, it does not restart
+    for t in range(11, 14):
+        a.split(2600, t)
+    assert on(a) == ["r0"]
+    for t in range(14, 300):  # a small shortfall (250 W of 1000) is ridden through ...
+        a.split(750, t)
+    assert on(a) == ["r0"]
+    for t in range(300, 1000):  # ... for up to 16x off_after_s
+        a.split(750, t)
+    assert on(a) == []
+    a2 = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=0, off_after_s=60)
+    a2.split(2600, 0)
+    for t in range(1, 32):  # no surplus at all: twice its rating short counts 4x
+        a2.split(-1000, t)
+    assert on(a2) == []
+
+
+def test_bypass_after_a_long_run_at_full_and_open_below_the_rating() -> None:
+    a = make(pwm_w=2000, bypass_after_s=60, margin=100)
+    for t in range(0, 60, 10):
+        s = a.split(2500, t)
+        assert not s.bypass and s.pwm_w == 2000
+    s = a.split(2500, 60)
+    assert s.bypass and s.pwm_w == 0 and s.applied_w == 2000
+    assert a.split(1950, 61).bypass  # within the margin: no flapping
+    s = a.split(1850, 62)
+    assert not s.bypass and s.pwm_w == 1850  # the PWM takes over in the same step
+    assert not a.split(2500, 100).bypass  # the 60 s start again
+
+
+def test_all_off_opens_everything() -> None:
+    a = make(1000, bypass_after_s=1, min_s=600)
+    a.split(4000, 0)
+    a.split(4000, 2)
+    assert on(a) == ["r0"] and a.bypass
+    a.all_off(3)
+    assert on(a) == [] and not a.bypass
