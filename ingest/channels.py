@@ -1,7 +1,8 @@
 """Which points are the grid power: one series (measurement + field + tag match) or a sum
 of several with sign/scale (import minus export, three phases). Also the freshness rules:
 only the newest point per channel counts, old replays never reach the controller, and a
-logger clock that is obviously wrong falls back to arrival time (and is reported)."""
+logger clock that is obviously wrong falls back to arrival time (and is reported); a
+timestamp ahead of arrival is clamped to it, so control sees readings in arrival order."""
 
 from __future__ import annotations
 
@@ -61,12 +62,23 @@ class Channels:
         self._last_clock_warning = 0.0
 
     def accept(self, points: list[Point], stats: IngestStats) -> list[dict[str, Any]]:
-        """Readings to publish for one write (at most one; none if nothing fresh matched).
-        Hot for 4500-line replays: one dict lookup per point, values checked for winners only
-        (a bad newest value is rejected, never replaced by an older one)."""
+        """Readings to publish for one write (at most one; none if nothing fresh matched)."""
+        batch = self.begin()
+        self.add(batch, points, stats)
+        return self.commit(batch, stats)
+
+    def begin(self) -> dict[str, Any]:
+        """Start a write that arrives in slices (add() each, then commit()); the arrival
+        time is taken here."""
         rx = self.clock()
-        rx_ns = int(rx * 1e9)  # a point without a timestamp arrived now
-        newest: dict[str, tuple[int, Any, ChannelSpec]] = {}
+        return {"rx": rx, "rx_ns": int(rx * 1e9), "newest": {}}
+
+    def add(self, batch: dict[str, Any], points: list[Point], stats: IngestStats) -> None:
+        """Keep the newest matching point per channel. Hot for 4500-line replays: one dict
+        lookup per point, values checked for winners only (a bad newest value is rejected,
+        never replaced by an older one)."""
+        rx_ns = batch["rx_ns"]  # a point without a timestamp arrived now
+        newest: dict[str, tuple[int, Any, ChannelSpec]] = batch["newest"]
         unmatched = superseded = 0
         by_measurement = self.by_measurement
         for point in points:
@@ -89,15 +101,17 @@ class Channels:
             stats.count("unmatched", unmatched)
         if superseded:
             stats.count("superseded", superseded)
+
+    def commit(self, batch: dict[str, Any], stats: IngestStats) -> list[dict[str, Any]]:
         fresh: dict[str, tuple[float, float, ChannelSpec]] = {}
-        for name, (t_ns, value, spec) in newest.items():
+        for name, (t_ns, value, spec) in batch["newest"].items():
             if isinstance(value, (bool, str)):
                 stats.reject("not_numeric")
             elif not math.isfinite(value):
                 stats.reject("not_finite")
             else:
                 fresh[name] = (t_ns / 1e9, float(value), spec)
-        return self._update(fresh, rx, stats)
+        return self._update(fresh, batch["rx"], stats)
 
     def _update(self, newest: dict[str, tuple[float, float, ChannelSpec]], rx: float,
                 stats: IngestStats) -> list[dict[str, Any]]:
@@ -107,6 +121,12 @@ class Channels:
                 if ts > rx + self.clock_skew_s or ts < rx - self.clock_far_past_s:
                     stats.count("clock_fallback")
                     self._warn_clock(name, ts, rx)
+                    ts = rx
+                elif ts > rx:
+                    # Control orders readings by arrival: one point stamped ahead (within
+                    # clock_skew_s) would otherwise make the worker drop every real reading
+                    # as out of order until the wall clock caught up.
+                    stats.count("clock_ahead")
                     ts = rx
                 elif rx - ts > self.stale_after_s:
                     stats.reject("stale")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vzdivert.ingest.influx_scanner import (
@@ -36,6 +37,7 @@ __all__ = [
     "Unsigned",
     "format_point",
     "parse",
+    "parse_batches",
     "parse_ordered",
 ]
 
@@ -75,18 +77,37 @@ def parse(body: bytes | str, precision: str = "ns") -> tuple[list[Point], list[L
     """
     points: list[Point] = []
     errors: list[LineError] = []
-    _parse_into(body, precision, points, errors)
+    for _ in _parse_into(body, precision, points, errors):
+        pass
     return points, errors
+
+
+def parse_batches(body: bytes | str, precision: str = "ns", batch_lines: int = 2048
+                  ) -> Iterator[tuple[list[Point], list[LineError]]]:
+    """parse() in slices of about ``batch_lines`` lines, so a large write never holds all
+    its points at once (a point costs ~20x its line). Line numbers count from the body."""
+    points: list[Point] = []
+    errors: list[LineError] = []
+    for _ in _parse_into(body, precision, points, errors, batch_lines):
+        yield points[:], errors[:]
+        points.clear()
+        errors.clear()
+    if points or errors:
+        yield points, errors
 
 
 def parse_ordered(body: bytes | str, precision: str = "ns") -> list[Point | LineError]:
     """parse(), with points and errors in one list in the order of the body."""
     results: list[Point | LineError] = []
-    _parse_into(body, precision, results, results)
+    for _ in _parse_into(body, precision, results, results):
+        pass
     return results
 
 
-def _parse_into(body: bytes | str, precision: str, points: list, errors: list) -> None:
+def _parse_into(body: bytes | str, precision: str, points: list, errors: list,
+                batch_lines: int = 0) -> Iterator[None]:
+    """Appends to ``points`` and ``errors``; with ``batch_lines``, yields about every that
+    many lines so the caller can take (and clear) what has been parsed so far."""
     try:
         mult = PRECISIONS[precision]
     except KeyError:
@@ -95,19 +116,25 @@ def _parse_into(body: bytes | str, precision: str, points: list, errors: list) -
     keys: dict[str, tuple[str, dict[str, str]]] = {}
     if "\r" not in text and not any(c in text for c in _EXACT_ONLY):
         # The usual body (vzlogger's): every line ends at its newline, str.split does.
-        for lineno, line in enumerate(text.split("\n"), 1):
-            if not line:
-                continue
-            result = _parse_fast(line, mult, keys)
-            if result is None:
-                line = line.lstrip(" ")
-                if not line or line[0] == "#":
+        lines = text.split("\n")
+        del text
+        step = batch_lines or len(lines) or 1
+        for first in range(0, len(lines), step):
+            for lineno, line in enumerate(lines[first:first + step], first + 1):
+                if not line:
                     continue
-                result = _parse_exact(line, mult)
-            if result.__class__ is Point:
-                points.append(result)
-            else:
-                errors.append(LineError(lineno, line, result))
+                result = _parse_fast(line, mult, keys)
+                if result is None:
+                    line = line.lstrip(" ")
+                    if not line or line[0] == "#":
+                        continue
+                    result = _parse_exact(line, mult)
+                if result.__class__ is Point:
+                    points.append(result)
+                else:
+                    errors.append(LineError(lineno, line, result))
+            if batch_lines:
+                yield
         return
 
     masked_keys: dict[str, tuple[str, dict[str, str]]] = {}
@@ -149,6 +176,8 @@ def _parse_into(body: bytes | str, precision: str, points: list, errors: list) -
                 errors.append(LineError(lineno, line, result))
         lineno += spanned
         pos = end + 1
+        if batch_lines and len(points) + len(errors) >= batch_lines:
+            yield
 
 
 def _parse_exact(line: str, mult: int) -> Point | str:

@@ -1,6 +1,6 @@
-"""The InfluxDB-compatible HTTP front: a WSGI app answering as InfluxDB 1.x/2.x does, served
-by waitress. It parses writes, hands the points to the channel logic and publishes readings.
-"""
+"""The InfluxDB-compatible HTTP app: plain WSGI answering as InfluxDB 1.x/2.x does (served
+by vzdivert.httpfront). It parses writes, hands the points to the channel logic and publishes
+readings."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from vzdivert.ingest.auth import Auth
 from vzdivert.ingest.channels import Channels
-from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse
+from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse_batches
 from vzdivert.ingest.stats import IngestStats
 
 log = logging.getLogger("vzdivert.ingest")
@@ -30,7 +30,7 @@ class WriteApp:
 
     def __init__(self, databases: Iterable[str], channels: Channels, auth: Auth,
                  stats: IngestStats, publish: Callable[[list[dict[str, Any]]], None],
-                 max_body_bytes: int = 10_000_000,
+                 max_body_bytes: int = 1_000_000,
                  forward: Callable[[bytes, str], None] | None = None):
         self.databases = set(databases)
         self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
@@ -81,19 +81,27 @@ class WriteApp:
             status, reason = problem
             self.stats.reject(reason)
             return _respond(start_response, status, {"error": reason.replace("_", " ")})
-        points, errors = parse(body, precision)
-        readings = self.channels.accept(points, self.stats)
+        batch = self.channels.begin()
+        n_points = n_errors = 0
+        errors: list[LineError] = []
+        for points, batch_errors in parse_batches(body, precision):  # never all points at once
+            self.channels.add(batch, points, self.stats)
+            n_points += len(points)
+            n_errors += len(batch_errors)
+            errors += batch_errors[:MAX_ERRORS_SHOWN - len(errors)]
+        readings = self.channels.commit(batch, self.stats)
         if readings:
             self.publish(readings)
-        if self.forward is not None and points:
+        if self.forward is not None and n_points:
             self.forward(body, precision)  # upstream keeps the good lines of a partial write
-        self.stats.count("lines", len(points) + len(errors))
-        self.stats.count("points", len(points))
+        self.stats.count("lines", n_points + n_errors)
+        self.stats.count("points", n_points)
         if errors:
-            self.stats.reject("parse_error", len(errors))
-            self.warn_rejects(f"{len(errors)} bad line(s), first: {errors[0].text[:80]!r}: "
+            self.stats.reject("parse_error", n_errors)
+            self.warn_rejects(f"{n_errors} bad line(s), first: {errors[0].text[:80]!r}: "
                               f"{errors[0].reason}")
-            return _respond(start_response, 400, {"error": write_error(points, errors)})
+            return _respond(start_response, 400,
+                            {"error": write_error(n_points, errors, n_errors)})
         return _respond(start_response, 204)
 
     def warn_rejects(self, what: str) -> None:
@@ -149,19 +157,24 @@ class WriteApp:
         return _respond(start_response, 200, {"results": [{"statement_id": 0}]})
 
 
+MAX_ERRORS_SHOWN = 1000  # a body of bad lines must not cost a LineError per line
 SHARD_REASONS = ("invalid tag key", "invalid field name")  # refused after parsing, as a point
 
 
-def write_error(points: list[Point], errors: list[LineError]) -> str:
+def write_error(stored: int | list[Point], errors: list[LineError],
+                n_errors: int | None = None) -> str:
     """InfluxDB 1.x's error text for a write with bad lines (checked against a real influxd
-    by the differential test): every bad line, and the partial-write note when some
-    points were stored."""
+    by the differential test): the bad lines (at most MAX_ERRORS_SHOWN of ``n_errors``), and
+    the partial-write note when some points were stored."""
+    n_errors = len(errors) if n_errors is None else n_errors
     if errors[0].reason == "field type conflict":
         return "field type conflict"
     if errors[0].reason.startswith(SHARD_REASONS):
-        return f"partial write: {errors[0].reason} dropped={len(errors)}"
+        return f"partial write: {errors[0].reason} dropped={n_errors}"
     message = "\n".join(f"unable to parse '{e.text}': {e.reason}" for e in errors)
-    return f"partial write: {message} dropped=0" if points else message
+    if n_errors > len(errors):
+        message += f"\n({n_errors - len(errors)} more bad lines)"
+    return f"partial write: {message} dropped=0" if stored else message
 
 
 def _respond(start_response: StartResponse, status: int, body: dict | None = None) -> list[bytes]:
