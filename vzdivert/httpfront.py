@@ -201,6 +201,9 @@ class FrontEnd:
         if not isinstance(request, h11.Request):
             return False  # ConnectionClosed
         conn.idle = False
+        if sum(len(k) + len(v) + 4 for k, v in request.headers) > limits.max_header_bytes:
+            await self._send_error(h, writer, 431, "request headers too large")
+            return False
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
         length = next((v for k, v in headers if k == "content-length"), None)
         chunked = any(k == "transfer-encoding" for k, _ in headers)
