@@ -9,7 +9,7 @@ import zmq
 
 from vzdivert import bus, child
 from vzdivert.httpfront import FrontEnd, Limits
-from vzdivert.ingest.auth import Auth
+from vzdivert.ingest.auth import Auth, open_listener_warning
 from vzdivert.ingest.channels import Channels, specs_from_config
 from vzdivert.ingest.forward import Forwarder
 from vzdivert.ingest.server import WriteApp
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=stats_loop, name="stats", daemon=True).start()
     log.info("listening on %s for database %r", ing.listen, ing.database)
+    warning = open_listener_warning(ing)
+    if warning:
+        log.warning("%s", warning)
     child.serve_until_stopped(server, stopping)
     with pub_lock:
         ctx.destroy(0)

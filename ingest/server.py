@@ -16,6 +16,7 @@ from vzdivert.ingest.auth import Auth
 from vzdivert.ingest.channels import Channels
 from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse_batches
 from vzdivert.ingest.stats import IngestStats
+from vzdivert.ratelimit import FailureLimiter
 
 log = logging.getLogger("vzdivert.ingest")
 
@@ -31,8 +32,10 @@ class WriteApp:
     def __init__(self, databases: Iterable[str], channels: Channels, auth: Auth,
                  stats: IngestStats, publish: Callable[[list[dict[str, Any]]], None],
                  max_body_bytes: int = 1_000_000,
-                 forward: Callable[[bytes, str], None] | None = None):
+                 forward: Callable[[bytes, str], None] | None = None,
+                 limiter: FailureLimiter | None = None):
         self.databases = set(databases)
+        self.limiter = limiter or FailureLimiter(per_client=10, window_s=60.0)
         self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
         self.max_body_bytes, self.forward = max_body_bytes, forward
         self._warned_mono = -WARN_EVERY_S
@@ -60,10 +63,9 @@ class WriteApp:
     def write(self, environ: dict[str, Any], start_response: StartResponse,
               query: dict[str, str], database: str) -> list[bytes]:
         self.stats.count("requests")
-        if not self.auth.allows(environ, query):
-            self.stats.reject("unauthorized")
-            self.warn_rejects("bad or missing credentials")
-            return _respond(start_response, 401, {"error": "authorization failed"})
+        refused = self.authorize(environ, query, start_response)
+        if refused is not None:
+            return refused
         if not database:
             self.stats.reject("no_database")
             return _respond(start_response, 400, {"error": "database is required"})
@@ -104,6 +106,26 @@ class WriteApp:
                             {"error": write_error(n_points, errors, n_errors)})
         return _respond(start_response, 204)
 
+    def authorize(self, environ: dict[str, Any], query: dict[str, str],
+                  start_response: StartResponse) -> list[bytes] | None:
+        """None if the request may go on, else the 401/429 answer. Failed guesses are
+        throttled per client address (counted before the check, so parallel ones count)."""
+        if not self.auth.required:
+            return None
+        client, now = environ.get("REMOTE_ADDR", "?"), time.monotonic()
+        wait_s = self.limiter.attempt(client, now)
+        if wait_s:
+            self.stats.count("auth_throttled")
+            return _respond(start_response, 429, {"error": "too many failed authentications; "
+                                                  f"retry in {wait_s:.0f} s"},
+                            [("Retry-After", str(max(1, round(wait_s))))])
+        if self.auth.allows(environ, query):
+            self.limiter.succeeded(client, now)
+            return None
+        self.stats.reject("unauthorized")
+        self.warn_rejects("bad or missing credentials")
+        return _respond(start_response, 401, {"error": "authorization failed"})
+
     def warn_rejects(self, what: str) -> None:
         """At most one warning a minute for rejected writes, with the count in between."""
         now = time.monotonic()
@@ -141,8 +163,9 @@ class WriteApp:
     def query(self, environ: dict[str, Any], start_response: StartResponse,
               query: dict[str, str]) -> list[bytes]:
         """Just enough of /query for clients that probe at start (Telegraf, influxdb-python)."""
-        if not self.auth.allows(environ, query):
-            return _respond(start_response, 401, {"error": "authorization failed"})
+        refused = self.authorize(environ, query, start_response)
+        if refused is not None:
+            return refused
         q = query.get("q", "")
         if environ["REQUEST_METHOD"] == "POST" and not q:
             form = parse_qs(environ["wsgi.input"].read(
@@ -177,11 +200,13 @@ def write_error(stored: int | list[Point], errors: list[LineError],
     return f"partial write: {message} dropped=0" if stored else message
 
 
-def _respond(start_response: StartResponse, status: int, body: dict | None = None) -> list[bytes]:
+def _respond(start_response: StartResponse, status: int, body: dict | None = None,
+             extra_headers: list[tuple[str, str]] = ()) -> list[bytes]:
     reason = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
               404: "Not Found", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-              500: "Internal Server Error"}[status]
-    headers = [("X-Influxdb-Version", INFLUX_VERSION), ("X-Influxdb-Build", "OSS")]
+              429: "Too Many Requests", 500: "Internal Server Error"}[status]
+    headers = [("X-Influxdb-Version", INFLUX_VERSION), ("X-Influxdb-Build", "OSS"),
+               *extra_headers]
     if body is None:
         start_response(f"{status} {reason}", headers)
         return []

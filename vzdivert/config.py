@@ -371,6 +371,13 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
     if values["load.curve"] == "table" and not values["load.curve_points"]:
         errors.append("load.curve_points: required when load.curve is 'table' "
                       "(run `vzdivert calibrate`)")
+    for user, password in (("ingest.username", "ingest.password"),
+                           ("ingest.forward_username", "ingest.forward_password")):
+        if values[password] and not values[user]:
+            errors.append(f"{password}: set {user} too (a password alone leaves "
+                          f"{'writes open' if user == 'ingest.username' else 'it unused'})")
+        if values[user] and not values[password]:
+            errors.append(f"{user}: set {password} too (the name alone is no credential)")
     host = values["webui.listen"].rpartition(":")[0].strip("[]")
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
         errors.append(f"webui.password: required when webui.listen is not loopback "

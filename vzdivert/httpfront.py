@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ipaddress
 import logging
 import sys
 import time
@@ -38,6 +39,16 @@ class Limits:
     max_header_bytes: int = 16384
     max_body_bytes: int = 1_000_000
     large_body_bytes: int = 65536  # bodies above this are read and handled one at a time
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host only takes connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def json_error(status: int, reason: str) -> tuple[list[tuple[str, str]], bytes]:
