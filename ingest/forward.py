@@ -10,9 +10,10 @@ import logging
 import queue
 import threading
 import time
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from vzdivert.ingest.stats import IngestStats
+from vzdivert.redact import mask_url
 
 log = logging.getLogger("vzdivert.ingest")
 
@@ -23,9 +24,13 @@ class Forwarder:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"ingest.forward_url: expected http(s)://host:port/write?db=..., "
-                             f"got {url!r}")
+                             f"got {mask_url(url)!r}")
         self.parts, self.stats, self.timeout_s = parts, stats, timeout_s
+        self.shown = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
         self.headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if parts.username is not None and not (token or username):
+            # http://user:pass@host/... : use them as Basic auth (never sent as a host name)
+            username, password = unquote(parts.username), unquote(parts.password or "")
         if token:
             self.headers["Authorization"] = f"Token {token}"
         elif username:
@@ -59,7 +64,7 @@ class Forwarder:
                 now = time.monotonic()
                 if now - self._last_warning > 60:
                     self._last_warning = now
-                    log.warning("forwarding to %s failed: %s", self.parts.netloc, exc)
+                    log.warning("forwarding to %s failed: %s", self.shown, exc)
 
     def _send(self, body: bytes, precision: str) -> int:
         if self.conn is None:

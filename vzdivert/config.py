@@ -20,6 +20,10 @@ class ConfigError(ValueError):
         self.errors = errors
 
 
+# Keys whose values never appear in output or errors (check-config prints ***).
+SECRET_NAMES = frozenset({"password", "token", "forward_password", "forward_token"})
+
+
 @dataclass(frozen=True)
 class Key:
     section: str
@@ -53,7 +57,8 @@ class Key:
 
     def coerce(self, value: Any) -> Any:
         """Return the value in this key's type, or raise ValueError saying what is allowed."""
-        bad = ValueError(f"{self.path}: expected {self.allowed()}, got {value!r}")
+        got = f"a value of type {type(value).__name__}" if self.name in SECRET_NAMES else repr(value)
+        bad = ValueError(f"{self.path}: expected {self.allowed()}, got {got}")
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
