@@ -57,7 +57,8 @@ class Key:
 
     def coerce(self, value: Any) -> Any:
         """Return the value in this key's type, or raise ValueError saying what is allowed."""
-        got = f"a value of type {type(value).__name__}" if self.name in SECRET_NAMES else repr(value)
+        secret = self.name in SECRET_NAMES
+        got = f"a value of type {type(value).__name__}" if secret else repr(value)
         bad = ValueError(f"{self.path}: expected {self.allowed()}, got {got}")
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
