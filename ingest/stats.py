@@ -42,6 +42,8 @@ class IngestStats:
                 "clock_fallback": self.counts["clock_fallback"],
                 "clock_ahead": self.counts["clock_ahead"],
                 "connection_limit": self.counts["connection_limit"],
+                "header_timeout": self.counts["header_timeout"],
+                "body_timeout": self.counts["body_timeout"],
                 "auth_throttled": self.counts["auth_throttled"],
                 "forwarded": self.counts["forwarded"],
                 "forward_dropped": self.counts["forward_dropped"],

@@ -132,6 +132,9 @@ function renderIngest(ing, s) {
     ["Control state", s.stale ? `stale: ${s.stale_reason}` : "fresh"],
   ];
   if (ing.clock_fallback) facts.push(["Logger clock wrong", `${ing.clock_fallback} (arrival time used)`]);
+  if (ing.connection_limit) facts.push(["Connection limit reached", `${ing.connection_limit} (idle or too many connections from one address were closed)`]);
+  if (ing.header_timeout) facts.push(["Slow requests cut", String(ing.header_timeout)]);
+  if (ing.auth_throttled) facts.push(["Auth guesses throttled", String(ing.auth_throttled)]);
   if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
     facts.push(["Forwarded", `${ing.forwarded} (dropped ${ing.forward_dropped}, failed ${ing.forward_failed})`]);
   }
