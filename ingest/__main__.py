@@ -7,7 +7,7 @@ import threading
 
 import zmq
 
-from vzdivert import bus, child
+from vzdivert import bus, process
 from vzdivert.httpfront import FrontEnd, Limits
 from vzdivert.ingest.auth import Auth, open_listener_warning
 from vzdivert.ingest.channels import Channels, specs_from_config
@@ -17,7 +17,7 @@ from vzdivert.ingest.stats import IngestStats
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("ingest", argv)
+    cfg, runtime_dir, log = process.start("ingest", argv)
     ctx = zmq.Context()
     readings_sock = bus.bind(ctx, runtime_dir, "readings")
     stats_sock = bus.bind(ctx, runtime_dir, "ingest_stats")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     warning = open_listener_warning(ing)
     if warning:
         log.warning("%s", warning)
-    child.serve_until_stopped(server, stopping)
+    process.serve_until_stopped(server, stopping)
     with pub_lock:
         ctx.destroy(0)
     log.info("stopped")

@@ -32,7 +32,7 @@ UINT64_MAX = 2**64 - 1
 BOOLS = {
     "t": True, "T": True, "true": True, "True": True, "TRUE": True,
     "f": False, "F": False, "false": False, "False": False, "FALSE": False,
-}  # fmt: skip
+}
 
 # Unescaping, per position: a backslash before one of the listed characters goes, any
 # other backslash stays. In names no two pairs overlap, so chained str.replace is exact.
@@ -430,7 +430,7 @@ def _engine_error(key: str, raw: str) -> str:
 
 
 _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", "\\": "\\\\", '"': '\\"'}  # fmt: skip
+               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
 
 
 def _go_quote(s: str) -> str:

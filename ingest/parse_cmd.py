@@ -27,7 +27,7 @@ def run(args: argparse.Namespace, stdin: BinaryIO | None = None, stdout=None) ->
     """Read one body from stdin, print its points and errors as JSON lines."""
     if args.precision not in PRECISIONS:
         print(f"vzdivert parse: invalid precision {args.precision!r} (use n, u, ms, s, m or h)",
-              file=sys.stderr)  # fmt: skip
+              file=sys.stderr)
         return 2
     body = (stdin or sys.stdin.buffer).read()
     out = stdout or sys.stdout
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, stdin: BinaryIO | None = None, stdout=None) ->
     for r in parse_ordered(body, args.precision):
         if r.__class__ is Point:
             obj = {"measurement": r.measurement, "tags": r.tags, "fields": r.fields,
-                   "time": r.time_ns}  # fmt: skip
+                   "time": r.time_ns}
         else:
             obj = {"line": r.line, "error": r.reason}
             all_good = False

@@ -7,14 +7,14 @@ import signal
 
 import zmq
 
-from vzdivert import child
+from vzdivert import process
 from vzdivert.rtworker import realtime
 from vzdivert.rtworker.drivers import OutputError, open_output
 from vzdivert.rtworker.loop import Worker
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("rtworker", argv)
+    cfg, runtime_dir, log = process.start("rtworker", argv)
     rt = cfg.rtworker
     report = realtime.apply(rt.priority, rt.cpu, rt.lock_memory)
     ctx = zmq.Context(io_threads=1)

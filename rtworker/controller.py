@@ -37,6 +37,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from vzdivert.config import TUNABLES
+
 _ARM_TOLERANCE = 0.2  # a jump within 20 % of the commanded power may be the thermostat
 _MAX_BACKOFF = 16
 _SATURATED_PROBE_S = 30.0  # while saturated a dip costs nothing, unless it meets the closing
@@ -44,18 +46,24 @@ _LAG_TAU_S = 60.0  # evidence about the meter's delay fades with this
 _EVIDENCE_TAU_S = 10.0  # evidence that saturation was misjudged fades with this
 
 
+_DEFAULTS = {name: key.default for name, key in TUNABLES.items()}
+
+
 @dataclass(frozen=True)
 class ControlParams:
-    target_w: float = 0.0          # grid setpoint; negative allows some export
-    rating_w: float = 2000.0       # configured load power at 100 %
-    response_up_s: float = 0.0     # time constant raising power; 0 = deadbeat
-    response_down_s: float = 0.0   # time constant lowering power; 0 = deadbeat
-    deadband_w: float = 0.0        # no move for errors smaller than this
-    slew_w_per_s: float = 0.0      # max change of commanded power; 0 = unlimited
-    max_delay_samples: int = 1     # the meter may show a command this many readings late
-    saturation_w: float = 250.0    # smallest move used to test whether the load still draws
-    probe_every_s: float = 120.0   # at 100 % with export: first probe after this; 0 = never
-    ramp_lead: float = 1.0         # on a steady ramp, lead by this many delay windows; 0 = off
+    """The law's settings; meanings, ranges and defaults are the schema's (vzdivert.config),
+    so each default exists once."""
+
+    target_w: float = _DEFAULTS["target_w"]
+    rating_w: float = _DEFAULTS["rating_w"]
+    response_up_s: float = _DEFAULTS["response_up_s"]
+    response_down_s: float = _DEFAULTS["response_down_s"]
+    deadband_w: float = _DEFAULTS["deadband_w"]
+    slew_w_per_s: float = _DEFAULTS["slew_w_per_s"]
+    max_delay_samples: int = _DEFAULTS["max_delay_samples"]
+    saturation_w: float = _DEFAULTS["saturation_w"]
+    probe_every_s: float = _DEFAULTS["probe_every_s"]
+    ramp_lead: float = _DEFAULTS["ramp_lead"]
 
     def __post_init__(self) -> None:
         problems = [name for name, ok in (

@@ -9,8 +9,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-CURVES = ("linear", "pfc", "parametric", "table")
-_MIN_DUTY_STEP = 1e-4
+from vzdivert.config import KEYS, MIN_DUTY_STEP, check_table_points
+
+CURVES: tuple[str, ...] = KEYS["load.curve"].choices or ()
+E1_DEFAULT, E2_DEFAULT = KEYS["load.curve_e1"].default, KEYS["load.curve_e2"].default
 _TWO_PI = 2.0 * math.pi
 
 
@@ -97,7 +99,7 @@ class ParametricCurve(Curve):
 
     name = "parametric"
 
-    def __init__(self, e1: float = 0.67, e2: float = 0.88):
+    def __init__(self, e1: float = E1_DEFAULT, e2: float = E2_DEFAULT):
         if not (e1 > 0 and e2 > 0):
             raise ValueError(f"parametric curve: exponents must be > 0, got e1={e1}, e2={e2}")
         self.e1, self.e2 = e1, e2
@@ -150,7 +152,7 @@ class TableCurve(_TabulatedInverse):
 
     def __init__(self, points: Sequence[Sequence[float]]):
         pts = check_table_points(points)
-        if pts[0][0] >= _MIN_DUTY_STEP:
+        if pts[0][0] >= MIN_DUTY_STEP:
             pts.insert(0, (0.0, 0.0))
         else:
             pts[0] = (0.0, 0.0)
@@ -177,30 +179,6 @@ class TableCurve(_TabulatedInverse):
         return f"table ({len(self.points)} points)"
 
 
-def check_table_points(points: Any) -> list[tuple[float, float]]:
-    """Validate calibration points: >= 2 pairs [duty, fraction] in [0, 1], duty strictly
-    increasing, fraction non-decreasing. Returns them as tuples; raises ValueError."""
-    if not isinstance(points, (list, tuple)) or len(points) < 2:
-        raise ValueError("table curve: need at least 2 points [duty, fraction]")
-    out: list[tuple[float, float]] = []
-    for p in points:
-        if (not isinstance(p, (list, tuple)) or len(p) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
-            raise ValueError(f"table curve: each point must be [duty, fraction], got {p!r}")
-        d, f = float(p[0]), float(p[1])
-        if not (0.0 <= d <= 1.0 and 0.0 <= f <= 1.0):
-            raise ValueError(f"table curve: duty and fraction must be in [0, 1], got {p!r}")
-        if d < _MIN_DUTY_STEP and f != 0.0:
-            raise ValueError(f"table curve: at duty 0 the load must be off, got {p!r}")
-        if out and (d < out[-1][0] + _MIN_DUTY_STEP or f < out[-1][1]):
-            raise ValueError("table curve: duty must increase (by >= 0.0001) and fraction "
-                             f"must not decrease (at {p!r})")
-        out.append((d, f))
-    if out[-1][1] <= out[0][1]:
-        raise ValueError("table curve: power never rises over the points")
-    return out
-
-
 def make_curve(name: str, **params: Any) -> Curve:
     """A curve by name: linear, pfc, parametric (e1, e2) or table (points)."""
     if name == "linear":
@@ -208,7 +186,7 @@ def make_curve(name: str, **params: Any) -> Curve:
     if name == "pfc":
         return PfcCurve()
     if name == "parametric":
-        return ParametricCurve(params.get("e1", 0.67), params.get("e2", 0.88))
+        return ParametricCurve(params.get("e1", E1_DEFAULT), params.get("e2", E2_DEFAULT))
     if name == "table":
         return TableCurve(params.get("points", ()))
     raise ValueError(f"unknown curve {name!r} (allowed: {', '.join(CURVES)})")

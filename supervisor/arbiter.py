@@ -19,8 +19,9 @@ import zmq
 from vzdivert import bus
 from vzdivert.config import Config
 from vzdivert.rtworker.drivers import force_off
+from vzdivert.supervisor import commands
 from vzdivert.supervisor.children import Child
-from vzdivert.supervisor.commands import Commands
+from vzdivert.supervisor.live_settings import LiveSettings
 
 log = logging.getLogger("vzdivert.supervisor")
 
@@ -74,13 +75,13 @@ class Arbiter:
         args = ["--config", str(config_path), "--runtime-dir", str(runtime_dir)]
         optional = ("mqtt",) if base_cfg.mqtt.enabled else ()
         names = ("rtworker", "ingest", "webui", *optional, *extra_children)
-        modules = {"house": "vzdivert.house", "mqtt": "vzdivert.mqtt"}
+        modules = {"house": "vzdivert.demo_meter", "mqtt": "vzdivert.mqtt"}
         rt = base_cfg.rtworker
         self.children = {n: Child(n, modules.get(n, f"vzdivert.{n}"), args, NICE.get(n, 0),
                                   child_cpus(n, rt.cpu), child_fifo(n, rt.cpu, rt.priority))
                          for n in names}
         self.ctx = zmq.Context()
-        self.commands = Commands(self, base_cfg)
+        self.settings = LiveSettings(base_cfg)
         self.notify = notify or (lambda state: None)
         self.running = True
         self.worker_state: dict[str, Any] = {}
@@ -89,7 +90,7 @@ class Arbiter:
 
     @property
     def cfg(self) -> Config:
-        return self.commands.cfg
+        return self.settings.cfg
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -115,7 +116,7 @@ class Arbiter:
                     if sock in events:
                         self.heartbeat(child, bus.decode(sock.recv()))
                 if rep in events:
-                    bus.serve_one(rep, self.commands.handlers)
+                    bus.serve_one(rep, commands.HANDLERS, self)
                 self.watch()
                 now = time.monotonic()
                 if now >= next_health:

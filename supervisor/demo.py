@@ -10,7 +10,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from vzdivert.supervisor.__main__ import run
+from vzdivert.supervisor.service import run
 
 
 def free_port() -> int:

@@ -62,7 +62,7 @@ class Influx:
                     values = dict(zip(s["columns"], row, strict=True))
                     t = values.pop("time")
                     fields = {k: _typed(v, types[s["name"]][k]) for k, v in values.items()
-                              if v is not None}  # fmt: skip
+                              if v is not None}
                     stored.append((s["name"], tags, fields, t))
             return status, error, stored
         finally:

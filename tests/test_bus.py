@@ -92,3 +92,68 @@ def test_requester_survives_dead_peer_and_errors(ctx: zmq.Context, tmp_path: Pat
         stop.set()
         thread.join()
         req.close()
+
+
+def test_every_command_is_listed_in_endpoints(ctx: zmq.Context, tmp_path: Path) -> None:
+    """bus.ENDPOINTS names every command of every REP endpoint: compared with the handler
+    tables the processes really serve (a command added there and not here fails)."""
+    from vzdivert import config as configmod
+    from vzdivert.rtworker.loop import Worker
+    from vzdivert.supervisor.commands import HANDLERS
+
+    class Idle:  # the worker's output, never written here
+        def set(self, duty: float) -> None: ...
+        def off(self) -> None: ...
+        def close(self) -> None: ...
+        def describe(self) -> str:
+            return "idle"
+
+    cfg = configmod.validate({"output": {"driver": "sim"}, "state": {"dir": str(tmp_path)}})
+    worker = Worker(cfg, tmp_path, Idle(), ctx)
+    served = {"supervisor": set(HANDLERS), "rtworker": set(worker.handlers)}
+    listed = {name: set(e.commands) for name, e in bus.ENDPOINTS.items() if e.kind == zmq.REP}
+    assert listed == served
+    assert all(not e.commands for e in bus.ENDPOINTS.values() if e.kind != zmq.REP)
+
+
+def test_errors_cross_as_data(ctx: zmq.Context, tmp_path: Path) -> None:
+    """A refusal arrives with its code and {key: problem}, whatever the sentences say."""
+    rep = bus.bind(ctx, tmp_path, "supervisor")
+    req = bus.Requester(ctx, tmp_path, "supervisor", timeout_s=2.0)
+    problems = {"target_w": "expected a number", "bogus": "not a setting"}
+
+    def invalid(**_: object) -> None:
+        raise bus.CommandError.invalid(problems)
+
+    def refused(**_: object) -> None:
+        raise bus.CommandError("not now")
+
+    def broken(**_: object) -> None:
+        raise ZeroDivisionError("oops")
+
+    handlers = {"set_settings": invalid, "reset_settings": refused, "status": broken}
+    thread = threading.Thread(target=lambda: [bus.serve_one(rep, handlers) for _ in range(4)])
+    thread.start()
+    try:
+        with pytest.raises(bus.CommandError) as info:
+            req.call("set_settings")
+        assert info.value.code == bus.INVALID and info.value.problems == problems
+        assert info.value.errors == ["target_w: expected a number", "bogus: not a setting"]
+        with pytest.raises(bus.CommandError) as info:
+            req.call("reset_settings")
+        assert (info.value.code, info.value.problems, info.value.errors) == (
+            bus.REFUSED, {}, ["not now"])
+        with pytest.raises(bus.CommandError) as info:
+            req.call("status")
+        assert info.value.code == bus.REFUSED and "ZeroDivisionError: oops" in str(info.value)
+        with pytest.raises(bus.CommandError) as info:
+            req.call("nope")
+        assert info.value.code == bus.REFUSED
+    finally:
+        thread.join(5)
+        req.close()
+    req = bus.Requester(ctx, tmp_path / "nobody", "supervisor", timeout_s=0.1)
+    with pytest.raises(bus.CommandError) as info:
+        req.call("status")
+    assert info.value.code == bus.NO_ANSWER
+    req.close()

@@ -70,6 +70,23 @@ def test_settings_overlay_validates_by_flat_name() -> None:
         cfg.with_settings({"gpio": 13})
 
 
+def test_problems_are_data_keyed_by_what_the_reader_knows() -> None:
+    """A file's problems are keyed by path, live settings' by setting name; the sentences
+    are made from them, never the other way round."""
+    with pytest.raises(ConfigError) as info:
+        validate({"control": {"target_w": "x"}, "lod": {}}, source="f.toml")
+    assert set(info.value.problems) == {"control.target_w", "lod"}
+    assert info.value.problems["control.target_w"].startswith("expected a number")
+    assert "f.toml: control.target_w: expected a number" in info.value.errors[0]
+    cfg = validate({})
+    with pytest.raises(ConfigError) as info:
+        cfg.with_settings({"target_w": "cold", "gpio": 13, "curve": "table"})
+    assert set(info.value.problems) == {"target_w", "gpio"}
+    with pytest.raises(ConfigError) as info:  # a rule between keys, named by setting
+        cfg.with_settings({"curve": "table"})
+    assert list(info.value.problems) == ["curve_points"]
+
+
 def test_example_file_is_the_schema_rendered() -> None:
     """etc/vzdivert.toml documents every key and parses back to the defaults."""
     text = (REPO / "etc" / "vzdivert.toml").read_text()

@@ -83,7 +83,7 @@ def test_points_are_frozen_points_with_their_own_tag_dicts():
     "precision, ns",
     [("ns", 1), ("n", 1), ("u", 1_000), ("ms", 10**6), ("s", 10**9), ("m", 60 * 10**9),
      ("h", 3600 * 10**9)],
-)  # fmt: skip
+)
 def test_precision_multiplies_the_timestamp(precision, ns):
     assert PRECISIONS[precision] == ns
     assert one("m v=1 7", precision).time_ns == 7 * ns
@@ -278,7 +278,7 @@ def test_escapes_in_every_position_at_once():
     [("1", 1.0), ("-1.5", -1.5), ("1e3", 1000.0), ("1E-3", 0.001), ("-.5e2", -50.0),
      (".5", 0.5), ("5.", 5.0), ("-0", -0.0), ("007", 7.0), ("1e-400", 0.0),
      ("1234567890123456789012345", 1.2345678901234568e24)],
-)  # fmt: skip
+)
 def test_floats(text, value):
     assert typed(one(f"m v={text}").fields) == {"v": ("float", value)}
 
@@ -287,7 +287,7 @@ def test_floats(text, value):
     "text, value",
     [("1i", 1), ("-7i", -7), ("0i", 0), ("-0i", 0), ("007i", 7),
      ("9223372036854775807i", 2**63 - 1), ("-9223372036854775808i", -(2**63))],
-)  # fmt: skip
+)
 def test_integers(text, value):
     assert typed(one(f"m v={text}").fields) == {"v": ("int", value)}
 
@@ -472,7 +472,7 @@ _FIELD_LINE = st.builds(
         min_size=1, max_size=3,
     ).map(",".join),
     st.sampled_from(["", " 5", " -5", " x"]),
-)  # fmt: skip
+)
 
 
 @settings(max_examples=400)

@@ -26,7 +26,8 @@ from syshelp import REPO, free_port, wait_for
 from vzdivert import bus, mqtt
 from vzdivert import config as configmod
 from vzdivert.bus import CommandError
-from vzdivert.supervisor.commands import Commands
+from vzdivert.supervisor.commands import HANDLERS
+from vzdivert.supervisor.live_settings import LiveSettings
 
 
 def mosquitto_binary() -> str:
@@ -128,7 +129,11 @@ class Observer:
 
 
 class StubArbiter:
-    """What Commands needs from the arbiter; the worker is 'not running' here."""
+    """What the commands need from the arbiter: the real live settings; the worker is 'not
+    running' here."""
+
+    def __init__(self, cfg: configmod.Config):
+        self.settings = LiveSettings(cfg)
 
     def processes(self) -> dict[str, Any]:
         return {}
@@ -146,11 +151,11 @@ STATE = {"ts": 0.0, "seq": 1, "grid_w": -512.25, "target_w": 0.0, "duty": 0.375,
 class FakeSystem:
     """The bus side of a running system in one thread: state (as the worker does) and
     health (as the supervisor does) on PUB, and the supervisor's REP served by the real
-    Commands table over the real settings store."""
+    command table over the real settings store."""
 
     def __init__(self, runtime_dir: Path, cfg: configmod.Config):
         self.runtime_dir, self.cfg = runtime_dir, cfg
-        self.commands = Commands(StubArbiter(), cfg)
+        self.arbiter = StubArbiter(cfg)
         self.state = dict(STATE)
         self.publishing = threading.Event()
         self.publishing.set()
@@ -167,13 +172,13 @@ class FakeSystem:
         try:
             while not self.stopping.is_set():
                 if rep.poll(50):
-                    bus.serve_one(rep, self.commands.handlers)
+                    bus.serve_one(rep, HANDLERS, self.arbiter)
                 if self.publishing.is_set():
                     state.send(bus.encode("state", **{**self.state, "ts": time.time()}))
                 if time.monotonic() >= next_health:
                     next_health = time.monotonic() + 0.5
                     health.send(bus.encode("health", ts=time.time(), processes={},
-                                           settings=self.commands.cfg.tunables()))
+                                           settings=self.arbiter.settings.cfg.tunables()))
         finally:
             ctx.destroy(0)
 
@@ -375,7 +380,7 @@ def test_settings_round_trip_through_the_supervisor_validation(setup, tmp_path) 
     bad = observer.wait("vzdivert/set/result", lambda p: p["request"] == {"target_w": 1e9})
     assert bad["ok"] is False
     assert any("target_w" in e and "100000" in e for e in bad["errors"]), bad["errors"]
-    assert system.commands.cfg.control.target_w == -50.0  # unchanged by the refusal
+    assert system.arbiter.settings.cfg.control.target_w == -50.0  # unchanged by the refusal
 
     observer.publish("vzdivert/set/no_such_setting", "1")
     bad = observer.wait("vzdivert/set/result",
@@ -540,7 +545,7 @@ def test_retained_commands_are_ignored(tmp_path: Path, broker: Broker) -> None:
         # results come in command order: the retained one would have come first
         assert [r["request"] for r in sender.find("vzdivert/set/result")] \
             == [{"target_w": -30}]
-        assert system.commands.cfg.control.target_w == -30.0
+        assert system.arbiter.settings.cfg.control.target_w == -30.0
     finally:
         if bridge is not None:
             bridge.kill()

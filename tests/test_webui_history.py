@@ -7,7 +7,7 @@ import math
 import pytest
 
 from vzdivert.webui.history import History, Ring, columns
-from vzdivert.webui.payload import badges, field_errors, state_payload
+from vzdivert.webui.payload import badges, state_payload
 
 
 def state(ts: float, grid_w: float | None = -100.0, power_w: float = 50.0, duty: float = 0.25,
@@ -118,12 +118,3 @@ def test_badges() -> None:
     assert badges(base) == ["importing", "saturated", "full_output"]
     assert badges({**base, "grid_w": 0.0, "duty": 0.0, "saturated": False,
                    "error": "write failed"}) == ["output_off", "error"]
-
-
-def test_field_errors_map_messages_to_the_names_sent() -> None:
-    errors = ["target_w: expected a number from -100000 to 100000, got 'x'",
-              "bogus: not a setting (allowed: ...)", "settings must be a table"]
-    assert field_errors(errors, {"target_w", "bogus"}) == {
-        "target_w": "expected a number from -100000 to 100000, got 'x'",
-        "bogus": "not a setting (allowed: ...)"}
-    assert field_errors(errors, set()) == {}

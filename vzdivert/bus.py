@@ -10,21 +10,35 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import zmq
 
 VERSION = 1
 
-# name -> (socket type of the side that binds, who binds, what it carries)
-ENDPOINTS: dict[str, tuple[int, str, str]] = {
-    "readings": (zmq.PUB, "ingest", "reading: the newest grid power per accepted write"),
-    "ingest_stats": (zmq.PUB, "ingest", "ingest_stats: request/line/reject counters, 1 Hz"),
-    "state": (zmq.PUB, "rtworker", "state: controller state per sample, and a heartbeat"),
-    "health": (zmq.PUB, "supervisor", "health: per-process state and current settings, 1 Hz"),
-    "supervisor": (zmq.REP, "supervisor", "commands: status, get/set/reset settings"),
-    "rtworker": (zmq.REP, "rtworker", "commands: ping, status, apply_settings"),
+
+class Endpoint(NamedTuple):
+    kind: int  # socket type of the side that binds
+    owner: str  # the process that binds it
+    carries: str
+    commands: tuple[str, ...] = ()  # REP: every command it answers (tests/test_bus.py checks)
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "readings": Endpoint(zmq.PUB, "ingest", "reading: the newest grid power per accepted write"),
+    "ingest_stats": Endpoint(zmq.PUB, "ingest",
+                             "ingest_stats: request/line/reject counters, 1 Hz"),
+    "state": Endpoint(zmq.PUB, "rtworker", "state: controller state per sample, and a heartbeat"),
+    "health": Endpoint(zmq.PUB, "supervisor",
+                       "health: per-process state and current settings, 1 Hz"),
+    "supervisor": Endpoint(zmq.REP, "supervisor", "commands: status and the live settings; "
+                           "alive is the web UI's heartbeat",
+                           ("status", "get_settings", "set_settings", "reset_settings",
+                            "alive")),
+    "rtworker": Endpoint(zmq.REP, "rtworker", "commands: the worker's status, settings and "
+                         "the manual hold (calibration)",
+                         ("ping", "status", "apply_settings", "manual")),
 }
 
 # message type -> fields every message of that type carries (more may follow)
@@ -34,8 +48,15 @@ MESSAGES: dict[str, tuple[str, ...]] = {
     "state": ("ts", "seq", "grid_w", "target_w", "duty", "power_w", "energy_wh", "stale"),
     "health": ("ts", "processes", "settings"),
     "request": ("cmd", "args"),
-    "reply": ("ok",),  # plus "result" when ok, "error" (and maybe "errors") when not
+    # plus "result" when ok; when not: "error" (a sentence), "code" (ERROR_CODES), "errors"
+    # (one sentence per problem) and "problems" ({key: problem} when the code is invalid)
+    "reply": ("ok",),
 }
+
+# why a command failed: a value was wrong (see the problems), the peer said no, or nobody
+# answered in time
+INVALID, REFUSED, NO_ANSWER = "invalid", "refused", "no_answer"
+ERROR_CODES = (INVALID, REFUSED, NO_ANSWER)
 
 
 class MessageError(ValueError):
@@ -106,7 +127,7 @@ def bind(ctx: zmq.Context, runtime_dir: str | Path, name: str) -> zmq.Socket:
     """Bind the owning side of an endpoint. A stale socket file from a dead owner is removed
     first; a live second owner is a bug that ipc:// would hide, so the owner is unique by
     construction (only the supervisor's children bind, one each)."""
-    kind = ENDPOINTS[name][0]
+    kind = ENDPOINTS[name].kind
     sock = _socket(ctx, kind)
     if kind == zmq.PUB:
         sock.setsockopt(zmq.SNDHWM, 1000)
@@ -119,7 +140,7 @@ def bind(ctx: zmq.Context, runtime_dir: str | Path, name: str) -> zmq.Socket:
 def subscribe(ctx: zmq.Context, runtime_dir: str | Path, name: str,
               conflate: bool = False) -> zmq.Socket:
     """SUB to a stream. ``conflate`` keeps only the newest message (one type per endpoint)."""
-    if ENDPOINTS[name][0] != zmq.PUB:
+    if ENDPOINTS[name].kind != zmq.PUB:
         raise KeyError(f"{name} is not a stream")
     sock = _socket(ctx, zmq.SUB)
     if conflate:
@@ -130,11 +151,23 @@ def subscribe(ctx: zmq.Context, runtime_dir: str | Path, name: str,
 
 
 class CommandError(RuntimeError):
-    """A command failed: the peer said no (``errors`` lists why) or did not answer."""
+    """A command failed, as data: ``code`` says how (one of ERROR_CODES); ``problems`` maps
+    each bad key to what is wrong with it (code invalid); ``errors`` says it all in
+    sentences, for people and logs. Nobody parses the sentences back."""
 
-    def __init__(self, message: str, errors: list[str] | None = None):
+    def __init__(self, message: str, errors: list[str] | None = None, *,
+                 code: str = REFUSED, problems: dict[str, str] | None = None):
         super().__init__(message)
-        self.errors = errors or [message]
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        self.code = code
+        self.problems = dict(problems or {})
+        self.errors = errors or [f"{k}: {p}" for k, p in self.problems.items()] or [message]
+
+    @classmethod
+    def invalid(cls, problems: dict[str, str],
+                message: str = "invalid settings") -> CommandError:
+        return cls(message, code=INVALID, problems=problems)
 
 
 class Requester:
@@ -143,7 +176,7 @@ class Requester:
 
     def __init__(self, ctx: zmq.Context, runtime_dir: str | Path, name: str,
                  timeout_s: float = 2.0):
-        if ENDPOINTS[name][0] != zmq.REP:
+        if ENDPOINTS[name].kind != zmq.REP:
             raise KeyError(f"{name} is not a command endpoint")
         self.ctx, self.addr = ctx, address(runtime_dir, name)
         self.timeout_ms = int(timeout_s * 1000)
@@ -157,10 +190,13 @@ class Requester:
         if not self.sock.poll(self.timeout_ms, zmq.POLLIN):
             self.close()
             raise CommandError(f"{cmd}: no answer from {self.addr} "
-                               f"within {self.timeout_ms} ms")
+                               f"within {self.timeout_ms} ms", code=NO_ANSWER)
         reply = decode(self.sock.recv(), expect="reply")
         if not reply["ok"]:
-            raise CommandError(reply.get("error", "failed"), reply.get("errors"))
+            code = reply.get("code", REFUSED)
+            raise CommandError(reply.get("error", "failed"), reply.get("errors"),
+                               code=code if code in ERROR_CODES else REFUSED,
+                               problems=reply.get("problems"))
         return reply.get("result")
 
     def close(self) -> None:
@@ -173,23 +209,24 @@ def reply_ok(result: Any = None) -> bytes:
     return encode("reply", ok=True, result=result)
 
 
-def reply_error(error: str, errors: list[str] | None = None) -> bytes:
-    return encode("reply", ok=False, error=error, errors=errors or [error])
+def reply_error(error: CommandError) -> bytes:
+    return encode("reply", ok=False, error=str(error), code=error.code, errors=error.errors,
+                  problems=error.problems)
 
 
-def serve_one(sock: zmq.Socket, handlers: dict[str, Any]) -> None:
-    """Answer one pending request on a REP socket from a command table (name -> callable
-    taking the args as keywords). Every request gets exactly one reply, whatever happens."""
+def serve_one(sock: zmq.Socket, handlers: dict[str, Any], *owner: Any) -> None:
+    """Answer one pending request on a REP socket from a command table: name -> callable
+    taking ``owner`` (if given: the object the commands act on, passed per call as circus
+    does) and then the args as keywords. Every request gets exactly one reply."""
     data = sock.recv()
     try:
         msg = decode(data, expect="request")
         handler = handlers.get(msg["cmd"])
         if handler is None:
-            sock.send(reply_error(f"unknown command {msg['cmd']!r} "
-                                  f"(known: {', '.join(sorted(handlers))})"))
-            return
-        sock.send(reply_ok(handler(**msg["args"])))
+            raise CommandError(f"unknown command {msg['cmd']!r} "
+                               f"(known: {', '.join(sorted(handlers))})")
+        sock.send(reply_ok(handler(*owner, **msg["args"])))
     except CommandError as exc:
-        sock.send(reply_error(str(exc), exc.errors))
+        sock.send(reply_error(exc))
     except Exception as exc:  # a bad command must not kill the process that serves it
-        sock.send(reply_error(f"{type(exc).__name__}: {exc}"))
+        sock.send(reply_error(CommandError(f"{type(exc).__name__}: {exc}")))

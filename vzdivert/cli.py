@@ -11,7 +11,7 @@ from vzdivert.config import ConfigError
 
 def load_or_exit(path: str) -> configmod.Config:
     """The config with the output driver's checks, or exit 2 naming each bad key."""
-    from vzdivert.supervisor.__main__ import load_checked
+    from vzdivert.supervisor.service import load_checked
 
     try:
         return load_checked(path)
@@ -21,7 +21,7 @@ def load_or_exit(path: str) -> configmod.Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vzdivert.supervisor.__main__ import run
+    from vzdivert.supervisor.service import run
 
     return run(args.config)
 

@@ -13,11 +13,23 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """A config file or a settings change is invalid; ``errors`` lists one message per key."""
+    """A config file or a settings change is invalid. ``problems`` maps each bad key (its
+    path in a file, its setting name live) to what is wrong with it; ``errors`` says the
+    same in sentences for people, one per key, naming the file where there is one."""
 
-    def __init__(self, errors: list[str]):
+    def __init__(self, errors: list[str], problems: dict[str, str] | None = None):
         super().__init__("\n".join(errors))
         self.errors = errors
+        self.problems = problems or {}
+
+    @classmethod
+    def of(cls, problems: dict[str, str], source: str = "") -> ConfigError:
+        head = f"{source}: " if source else ""
+        return cls([f"{head}{key}: {problem}" for key, problem in problems.items()], problems)
+
+
+def _add(problems: dict[str, str], key: str, problem: str) -> None:
+    problems[key] = f"{problems[key]}; {problem}" if key in problems else problem
 
 
 # Keys whose values never appear in output or errors (check-config prints ***).
@@ -56,10 +68,12 @@ class Key:
         return kind
 
     def coerce(self, value: Any) -> Any:
-        """Return the value in this key's type, or raise ValueError saying what is allowed."""
+        """Return the value in this key's type, or raise ValueError saying what is allowed
+        (the problem alone: the caller names the key as its reader knows it). A secret's
+        value is never echoed."""
         secret = self.name in SECRET_NAMES
         got = f"a value of type {type(value).__name__}" if secret else repr(value)
-        bad = ValueError(f"{self.path}: expected {self.allowed()}, got {got}")
+        bad = ValueError(f"expected {self.allowed()}, got {got}")
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
@@ -83,7 +97,7 @@ class Key:
         if self.check is not None:
             problem = self.check(value)
             if problem:
-                raise ValueError(f"{self.path}: {problem}")
+                raise ValueError(problem)
         return value
 
 
@@ -133,10 +147,36 @@ def _password_check(value: str) -> str | None:
     return None
 
 
+MIN_DUTY_STEP = 1e-4  # table curve points must be at least this far apart in duty
+
+
+def check_table_points(points: Any) -> list[tuple[float, float]]:
+    """Validate calibration points: >= 2 pairs [duty, fraction] in [0, 1], duty strictly
+    increasing, fraction non-decreasing. Returns them as tuples; raises ValueError."""
+    if not isinstance(points, (list, tuple)) or len(points) < 2:
+        raise ValueError("table curve: need at least 2 points [duty, fraction]")
+    out: list[tuple[float, float]] = []
+    for p in points:
+        if (not isinstance(p, (list, tuple)) or len(p) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
+            raise ValueError(f"table curve: each point must be [duty, fraction], got {p!r}")
+        d, f = float(p[0]), float(p[1])
+        if not (0.0 <= d <= 1.0 and 0.0 <= f <= 1.0):
+            raise ValueError(f"table curve: duty and fraction must be in [0, 1], got {p!r}")
+        if d < MIN_DUTY_STEP and f != 0.0:
+            raise ValueError(f"table curve: at duty 0 the load must be off, got {p!r}")
+        if out and (d < out[-1][0] + MIN_DUTY_STEP or f < out[-1][1]):
+            raise ValueError("table curve: duty must increase (by >= 0.0001) and fraction "
+                             f"must not decrease (at {p!r})")
+        out.append((d, f))
+    if out[-1][1] <= out[0][1]:
+        raise ValueError("table curve: power never rises over the points")
+    return out
+
+
 def _curve_points_check(value: list) -> str | None:
     if not value:
         return None
-    from vzdivert.rtworker.curves import check_table_points  # the curve owns its validation
     try:
         check_table_points(value)
     except ValueError as exc:
@@ -323,72 +363,74 @@ class Config:
         return {name: self.values[k.path] for name, k in TUNABLES.items()}
 
     def with_settings(self, settings: dict[str, Any]) -> Config:
-        """A copy with live settings (flat tunable names) applied; raises ConfigError."""
+        """A copy with live settings (flat tunable names) applied; raises ConfigError whose
+        problems are keyed by setting name."""
         values = dict(self.values)
-        errors = []
+        problems: dict[str, str] = {}
         for name, value in settings.items():
             key = TUNABLES.get(name)
             if key is None:
-                errors.append(f"{name}: not a setting (allowed: {', '.join(sorted(TUNABLES))})")
+                _add(problems, name, f"not a setting (allowed: {', '.join(sorted(TUNABLES))})")
                 continue
             try:
                 values[key.path] = key.coerce(value)
             except ValueError as exc:
-                errors.append(str(exc).replace(key.path, name, 1))
-        if not errors:  # rules between keys hold for live settings too, by setting name
-            paths = {k.path: n for n, k in TUNABLES.items()}
-            for problem in _cross_checks(values):
-                path, _, rest = problem.partition(": ")
-                errors.append(f"{paths.get(path, path)}: {rest}")
-        if errors:
-            raise ConfigError(errors)
+                _add(problems, name, str(exc))
+        if not problems:  # rules between keys hold for live settings too, by setting name
+            names = {k.path: n for n, k in TUNABLES.items()}
+            for path, problem in _cross_checks(values).items():
+                _add(problems, names.get(path, path), problem)
+        if problems:
+            raise ConfigError.of(problems)
         return Config(values, self.source)
 
 
 def validate(data: dict[str, Any], source: str = "<config>") -> Config:
     """Check a parsed TOML document against SCHEMA; collect every problem before raising."""
-    errors: list[str] = []
+    problems: dict[str, str] = {}
     values = {k.path: k.default for k in SCHEMA}
     for section, table in data.items():
         if section not in SECTIONS:
-            errors.append(f"{section}: unknown section (allowed: {', '.join(SECTIONS)})")
+            _add(problems, section, f"unknown section (allowed: {', '.join(SECTIONS)})")
             continue
         if not isinstance(table, dict):
-            errors.append(f"{section}: expected a table [{section}]")
+            _add(problems, section, f"expected a table [{section}]")
             continue
         for name, value in table.items():
             key = KEYS.get(f"{section}.{name}")
             if key is None:
                 known = ", ".join(k.name for k in SCHEMA if k.section == section)
-                errors.append(f"{section}.{name}: unknown key (allowed: {known})")
+                _add(problems, f"{section}.{name}", f"unknown key (allowed: {known})")
                 continue
             try:
                 values[key.path] = key.coerce(value)
             except ValueError as exc:
-                errors.append(str(exc))
-    errors.extend(_cross_checks(values))
-    if errors:
-        raise ConfigError([f"{source}: {e}" for e in errors])
+                _add(problems, key.path, str(exc))
+    for path, problem in _cross_checks(values).items():
+        _add(problems, path, problem)
+    if problems:
+        raise ConfigError.of(problems, source)
     return Config(values, source)
 
 
-def _cross_checks(values: dict[str, Any]) -> list[str]:
-    errors = []
+def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
+    """Rules between keys: {path: problem}."""
+    problems = {}
     if values["load.curve"] == "table" and not values["load.curve_points"]:
-        errors.append("load.curve_points: required when load.curve is 'table' "
-                      "(run `vzdivert calibrate`)")
+        problems["load.curve_points"] = ("required when load.curve is 'table' "
+                                         "(run `vzdivert calibrate`)")
     for user, password in (("ingest.username", "ingest.password"),
                            ("ingest.forward_username", "ingest.forward_password")):
         if values[password] and not values[user]:
-            errors.append(f"{password}: set {user} too (a password alone leaves "
-                          f"{'writes open' if user == 'ingest.username' else 'it unused'})")
+            problems[password] = (f"set {user} too (a password alone leaves "
+                                  f"{'writes open' if user == 'ingest.username' else 'it unused'})")
         if values[user] and not values[password]:
-            errors.append(f"{user}: set {password} too (the name alone is no credential)")
+            problems[user] = f"set {password} too (the name alone is no credential)"
     host = values["webui.listen"].rpartition(":")[0].strip("[]")
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
-        errors.append(f"webui.password: required when webui.listen is not loopback "
-                      f"(listen is {values['webui.listen']!r})")
-    return errors
+        problems["webui.password"] = (f"required when webui.listen is not loopback "
+                                      f"(listen is {values['webui.listen']!r})")
+    return problems
 
 
 def load(path: str | Path) -> Config:

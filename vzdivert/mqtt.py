@@ -15,7 +15,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import zmq
 
-from vzdivert import __version__, bus, child
+from vzdivert import __version__, bus, process
 from vzdivert.config import TUNABLES, Config
 
 KEEPALIVE_S = 30  # a hung bridge is declared offline (LWT) after 1.5 x this
@@ -287,13 +287,15 @@ class Bridge:
         try:
             settings = parse_command(msg.topic, msg.payload, self.m.topic_prefix)
         except ValueError as exc:  # includes bad UTF-8 and bad JSON
-            self.answer({"ok": False, "request": None, "errors": [f"{msg.topic}: {exc}"]})
+            self.answer({"ok": False, "request": None, "errors": [f"{msg.topic}: {exc}"],
+                         "code": "invalid", "fields": {}})
             return
         try:
             result = self.supervisor.call("set_settings", settings=settings, who="mqtt")
         except bus.CommandError as exc:
             self.log.warning("MQTT settings change refused: %s", "; ".join(exc.errors))
-            self.answer({"ok": False, "request": settings, "errors": exc.errors})
+            self.answer({"ok": False, "request": settings, "errors": exc.errors,
+                         "code": exc.code, "fields": exc.problems})
             return
         self.settings = result["settings"]
         self.publish_settings()
@@ -305,7 +307,7 @@ class Bridge:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("mqtt", argv)
+    cfg, runtime_dir, log = process.start("mqtt", argv)
     ctx = zmq.Context()
     bridge = Bridge(cfg, runtime_dir, ctx, log)
 

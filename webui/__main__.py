@@ -8,13 +8,13 @@ import threading
 import waitress
 import zmq
 
-from vzdivert import bus, child
+from vzdivert import bus, process
 from vzdivert.webui.app import SupervisorClient, make_app
 from vzdivert.webui.feed import Feed
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("webui", argv)
+    cfg, runtime_dir, log = process.start("webui", argv)
     ctx = zmq.Context()
     feed = Feed(ctx, runtime_dir).start()
     supervisor = SupervisorClient(bus.Requester(ctx, runtime_dir, "supervisor", timeout_s=3.0))
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
     log.info("web UI on http://%s (login %s)", cfg.webui.listen,
              "required" if cfg.webui.password else "not required: loopback only")
-    child.serve_until_stopped(server, stopping)
+    process.serve_until_stopped(server, stopping)
     feed.stop()
     supervisor.requester.close()
     ctx.destroy(0)

@@ -1,9 +1,8 @@
 """What the JSON API says, built from the newest bus messages: the `/api/state` document
-(with its badges) and the per-field view of a rejected settings change. Pure functions."""
+(with its badges). Pure functions."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 BADGES = ("exporting", "importing", "stale", "saturated", "full_output", "output_off", "manual",
@@ -80,16 +79,3 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*): (.*)$", re.S)
-
-
-def field_errors(errors: list[str], names: set[str]) -> dict[str, str]:
-    """Map "name: problem" messages to {name: problem} for the settings form."""
-    out: dict[str, str] = {}
-    for e in errors:
-        m = _FIELD.match(e)
-        if m and m.group(1) in names:
-            out.setdefault(m.group(1), m.group(2))
-    return out

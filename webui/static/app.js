@@ -429,13 +429,15 @@ async function saveSettings(ev) {
       : "Saved and applied.", "ok");
   } else if (r.status === 422) {
     const fields = r.data.fields || {};
+    const other = [];
     for (const [name, problem] of Object.entries(fields)) {
       const f = document.querySelector(`[data-field="${name}"]`);
       if (f) f.classList.add("invalid");
       const e = document.getElementById(`e-${name}`);
       if (e) e.textContent = problem;
+      else other.push(`${name}: ${problem}`);  // a setting without a field in this form
     }
-    const other = (r.data.errors || []).filter((e) => !Object.keys(fields).some((n) => e.startsWith(`${n}:`)));
+    if (!Object.keys(fields).length) other.push(...(r.data.errors || []));
     showMsg(other.length ? other.join("; ") : "Not saved: please correct the marked field.", "bad");
   } else {
     if (r.status === 401) await loadSession();

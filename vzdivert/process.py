@@ -1,5 +1,6 @@
-"""What every child process does at start: parse ``--config/--runtime-dir``, set up
-logging, load the effective config (file + persisted settings)."""
+"""What every vzdivert process does for itself: at start parse ``--config/--runtime-dir``,
+set up logging, load the effective config (file + persisted settings); a server's stop on
+SIGTERM/SIGINT. (The supervisor's view of its children is supervisor/children.py.)"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The demo's simulated house as a process: steps the plant simulator in real time, reads
-the heater's duty from the `sim` output, and posts the meter reading to the ingest exactly
-as vzlogger does (HTTP/1.1 keep-alive, form content type, one line per reading, ms time)."""
+"""The demo's meter, a process (the supervisor's child `house`): steps the simulated house
+(plant.House) in real time, reads the heater's duty from the `sim` output, and posts the
+meter reading to the ingest exactly as vzlogger does (HTTP/1.1 keep-alive, form content
+type, one line per reading, ms time)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import http.client
 import signal
 import time
 
-from vzdivert import child
+from vzdivert import process
 from vzdivert.plant import House
 from vzdivert.rtworker.drivers.sim import read_sim_duty
 
@@ -25,7 +26,7 @@ def vzlogger_request(conn: http.client.HTTPConnection, database: str, body: byte
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, runtime_dir, log = child.start("house", argv)
+    cfg, runtime_dir, log = process.start("house", argv)
     actuator = "pfc" if cfg.load.curve in ("pfc", "parametric") else "linear"
     house = House("demo_day", seed=1, dt_s=INTERVAL_S, meter_delay_samples=1,
                   actuator=actuator, rating_w=cfg.load.rating_w)
