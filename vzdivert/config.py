@@ -108,6 +108,16 @@ def _listen_check(value: str) -> str | None:
     return None
 
 
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _tags_check(value: dict) -> str | None:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return "tag keys and values must be strings"
@@ -315,6 +325,11 @@ SCHEMA: tuple[Key, ...] = (
     Key("webui", "read_only_view", bool, False,
         "With a password set: let anyone who can reach the UI view it (and /api/state) "
         "without logging in; changes still need the password."),
+    Key("webui", "trusted_proxy", str, "",
+        "Address of a TLS-terminating reverse proxy (Caddy, nginx) in front of the UI, e.g. "
+        "127.0.0.1: its X-Forwarded-Proto/-For/-Host are believed (https login, secure "
+        "cookies, the real client for login limits). Empty: none.",
+        check=lambda v: None if not v or _is_ip(v) else f"expected an IP address, got {v!r}"),
     Key("webui", "threads", int, 8,
         "Web server threads; live-update streams may use all but two of them.", min=4, max=64),
     Key("mqtt", "enabled", bool, False,

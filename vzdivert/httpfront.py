@@ -39,6 +39,7 @@ class Limits:
     max_header_bytes: int = 16384
     max_body_bytes: int = 1_000_000
     large_body_bytes: int = 65536  # bodies above this are read and handled one at a time
+    uncapped: frozenset[str] = frozenset()  # addresses without a per-address cap (a proxy)
 
 
 def is_loopback(host: str) -> bool:
@@ -49,6 +50,27 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def trusted_proxy(proxy: str) -> Callable[[dict[str, Any]], None]:
+    """An environ rule for requests that come through ``proxy`` (an address): the scheme,
+    client address and host it forwards (X-Forwarded-Proto/-For/-Host, the entry the proxy
+    itself added) replace the connection's. Other peers' X-Forwarded-* are ignored."""
+
+    def adjust(env: dict[str, Any]) -> None:
+        if env.get("REMOTE_ADDR") != proxy:
+            return
+        proto = env.get("HTTP_X_FORWARDED_PROTO", "").rpartition(",")[2].strip().lower()
+        if proto in ("http", "https"):
+            env["wsgi.url_scheme"] = proto
+        client = env.get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
+        if client:
+            env["REMOTE_ADDR"] = client
+        host = env.get("HTTP_X_FORWARDED_HOST", "").rpartition(",")[2].strip()
+        if host:
+            env["HTTP_HOST"] = host
+
+    return adjust
 
 
 def json_error(status: int, reason: str) -> tuple[list[tuple[str, str]], bytes]:
@@ -77,10 +99,10 @@ class FrontEnd:
                  count: Callable[[str], None] = lambda name: None,
                  error_document: Callable[[int, str], tuple[list[tuple[str, str]], bytes]]
                  = json_error, server_header: str = "vzdivert",
-                 url_scheme: Callable[[dict[str, Any]], None] | None = None):
+                 adjust_environ: Callable[[dict[str, Any]], None] | None = None):
         self.app, self.host, self.port, self.limits = app, host, port, limits
         self.count, self.error_document, self.server_header = count, error_document, server_header
-        self.adjust_environ = url_scheme
+        self.adjust_environ = adjust_environ
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="http")
         self.conns: dict[_Conn, None] = {}  # insertion order = age
         self.per_peer: dict[str, int] = {}
@@ -113,7 +135,8 @@ class FrontEnd:
 
     # --- connection admission ------------------------------------------------------------
     def _admit(self, peer: str, writer: asyncio.StreamWriter) -> _Conn | None:
-        if self.per_peer.get(peer, 0) >= self.limits.per_client:
+        if self.per_peer.get(peer, 0) >= self.limits.per_client and \
+                peer not in self.limits.uncapped:
             self.count("connection_limit")
             return None
         if len(self.conns) >= self.limits.max_connections:
