@@ -174,7 +174,7 @@ def test_forwarding_to_a_real_influxdb(tmp_path: Path, influx) -> None:
 
 def test_sigterm_with_a_keep_alive_client_still_posting(tmp_path: Path) -> None:
     """vzlogger keeps its connection open and goes on posting; stopping must not wait
-    for it to stop (waitress serves open connections until they go quiet)."""
+    for it to stop (a server that drains open connections would wait until they go quiet)."""
     ing = Ingest(tmp_path)
     conn = http.client.HTTPConnection("127.0.0.1", ing.port, timeout=5)
 
