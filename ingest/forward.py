@@ -16,6 +16,7 @@ from vzdivert.ingest.stats import IngestStats
 from vzdivert.redact import mask_url
 
 log = logging.getLogger("vzdivert.ingest")
+MAX_QUEUE_BYTES = 16_000_000  # forward_queue maximum-size writes would be gigabytes
 
 
 class Forwarder:
@@ -37,20 +38,30 @@ class Forwarder:
             cred = base64.b64encode(f"{username}:{password}".encode()).decode()
             self.headers["Authorization"] = f"Basic {cred}"
         self.queue: queue.Queue[tuple[bytes, str]] = queue.Queue(max_queue)
+        self.queued_bytes, self.bytes_lock = 0, threading.Lock()
         self.conn: http.client.HTTPConnection | None = None
         self._last_warning = 0.0
         threading.Thread(target=self._run, name="forward", daemon=True).start()
 
     def submit(self, body: bytes, precision: str) -> None:
-        """Never blocks: a full queue drops the write and counts it."""
-        try:
-            self.queue.put_nowait((body, precision))
-        except queue.Full:
-            self.stats.count("forward_dropped")
+        """Never blocks: a full queue (by count, or MAX_QUEUE_BYTES) drops the write and
+        counts it."""
+        with self.bytes_lock:
+            if self.queued_bytes + len(body) > MAX_QUEUE_BYTES:
+                self.stats.count("forward_dropped")
+                return
+            try:
+                self.queue.put_nowait((body, precision))
+            except queue.Full:
+                self.stats.count("forward_dropped")
+                return
+            self.queued_bytes += len(body)
 
     def _run(self) -> None:
         while True:
             body, precision = self.queue.get()
+            with self.bytes_lock:
+                self.queued_bytes -= len(body)
             try:
                 status = self._send(body, precision)
                 if status >= 300:

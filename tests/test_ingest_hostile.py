@@ -166,3 +166,22 @@ def test_connection_limit_is_counted_and_errors_are_json(ingest: Ingest) -> None
     status, headers, data = ingest.request("GET", "/ping", headers=big_header)
     assert status == 431 and headers["Content-Type"] == "application/json"
     assert json.loads(data)["error"]
+
+
+def test_forward_queue_is_bounded_in_bytes() -> None:
+    """Item 1: forward_queue counted writes only: 1,000 queued maximum-size writes for a
+    stalled upstream would be a gigabyte."""
+    from vzdivert.ingest.forward import MAX_QUEUE_BYTES, Forwarder
+    from vzdivert.ingest.stats import IngestStats
+
+    with socket.socket() as upstream:  # accepts, never answers: the sender stalls
+        upstream.bind(("127.0.0.1", 0))
+        upstream.listen()
+        stats = IngestStats()
+        fwd = Forwarder(f"http://127.0.0.1:{upstream.getsockname()[1]}/write?db=x", stats,
+                        timeout_s=5.0)
+        body = b"m v=1\n" * (1_000_000 // 6)
+        for _ in range(40):
+            fwd.submit(body, "ms")
+        assert fwd.queued_bytes <= MAX_QUEUE_BYTES
+        assert stats.counts["forward_dropped"] >= 40 - MAX_QUEUE_BYTES // len(body) - 1
