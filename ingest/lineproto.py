@@ -112,15 +112,17 @@ def _parse_into(body: bytes | str, precision: str, points: list, errors: list,
         mult = PRECISIONS[precision]
     except KeyError:
         raise ValueError(f"invalid precision {precision!r} (use n, u, ms, s, m or h)") from None
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
     keys: dict[str, tuple[str, dict[str, str]]] = {}
-    if "\r" not in text and not any(c in text for c in _EXACT_ONLY):
+    raw = isinstance(body, bytes | bytearray)
+    if raw:
+        simple = b"\r" not in body and not any(c in body for c in _EXACT_ONLY_BYTES)
+    else:
+        simple = "\r" not in body and not any(c in body for c in _EXACT_ONLY)
+    if simple:
         # The usual body (vzlogger's): every line ends at its newline, str.split does.
-        lines = text.split("\n")
-        del text
-        step = batch_lines or len(lines) or 1
-        for first in range(0, len(lines), step):
-            for lineno, line in enumerate(lines[first:first + step], first + 1):
+        lineno = 1
+        for lines in _line_slices(body, batch_lines * 64 if batch_lines else 0):
+            for i, line in enumerate(lines, lineno):
                 if not line:
                     continue
                 result = _parse_fast(line, mult, keys)
@@ -132,11 +134,13 @@ def _parse_into(body: bytes | str, precision: str, points: list, errors: list,
                 if result.__class__ is Point:
                     points.append(result)
                 else:
-                    errors.append(LineError(lineno, line, result))
+                    errors.append(LineError(i, line, result))
+            lineno += len(lines)
             if batch_lines:
                 yield
         return
 
+    text = body.decode("utf-8", "replace") if raw else body
     masked_keys: dict[str, tuple[str, dict[str, str]]] = {}
     n = len(text)
     pos = 0
@@ -180,6 +184,21 @@ def _parse_into(body: bytes | str, precision: str, points: list, errors: list,
             yield
 
 
+def _line_slices(body: bytes | bytearray | str, step: int) -> Iterator[list[str]]:
+    """The lines of a body whose newlines all end lines, about ``step`` bytes at a time
+    (0: all at once), so a large body is never held as text and a list of every line. Bytes
+    are cut at a newline, never inside a UTF-8 sequence, and decoded slice by slice."""
+    if not isinstance(body, bytes | bytearray):
+        yield body.split("\n")
+        return
+    n, pos = len(body), 0
+    while pos < n:
+        end = body.find(b"\n", pos + step) if step else -1
+        end = n if end < 0 else end
+        yield body[pos:end].decode("utf-8", "replace").split("\n")
+        pos = end + 1
+
+
 def _parse_exact(line: str, mult: int) -> Point | str:
     result = parse_point(line, mult)
     return result if isinstance(result, str) else Point(*result)
@@ -188,6 +207,7 @@ def _parse_exact(line: str, mult: int) -> Point | str:
 # --- fast paths -------------------------------------------------------------------------
 
 _EXACT_ONLY = ('"', "\\", "\t", "\0")  # a line holding one of these skips _parse_fast
+_EXACT_ONLY_BYTES = tuple(c.encode() for c in _EXACT_ONLY)
 _NUMBER_START = frozenset("-.0123456789")
 _DIGITS_DOT = frozenset("0123456789.")
 _INF, _NEG_INF = math.inf, -math.inf

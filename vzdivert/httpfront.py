@@ -10,6 +10,7 @@ import asyncio
 import io
 import ipaddress
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -124,9 +125,21 @@ class FrontEnd:
 
     async def _serve(self) -> None:
         await self.start()
-        assert self.server is not None
-        async with self.server:
-            await self.server.serve_forever()
+        assert self.server is not None and self.loop is not None
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:  # stop between requests, not by an exception inside one
+                self.loop.add_signal_handler(signum, stop.set)
+            except (RuntimeError, ValueError):
+                pass  # not the main thread (tests): close() stops it
+        serving = asyncio.ensure_future(self.server.serve_forever())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+        # Not Server.wait_closed(): it would wait for every kept-alive client to go quiet.
+        serving.cancel()
+        self.server.close()
+        for conn in list(self.conns):
+            conn.writer.transport.abort()
 
     def close(self) -> None:
         if self.server is not None and self.loop is not None and not self.loop.is_closed():
@@ -255,19 +268,23 @@ class FrontEnd:
                 if h.they_are_waiting_for_100_continue:
                     await self._send(writer, h, h11.InformationalResponse(status_code=100,
                                                                           headers=[]))
-                body = bytearray()
+                parts: list[bytes] = []
+                size = 0
                 while True:
                     event = await self._next_event(h, reader, deadline)
                     if isinstance(event, h11.Data):
-                        body += event.data
-                        if len(body) > limits.max_body_bytes:
+                        parts.append(event.data)
+                        size += len(event.data)
+                        if size > limits.max_body_bytes:
                             await self._send_error(h, writer, 413, "body too large")
                             return False
                     elif isinstance(event, h11.EndOfMessage):
                         break
                     else:
                         return False
-                await self._respond(h, writer, request, headers, bytes(body), peername)
+                body = parts[0] if len(parts) == 1 else b"".join(parts)
+                del parts  # one copy of the body from here on
+                await self._respond(h, writer, request, headers, body, peername)
             finally:
                 if large:
                     self._large.release()
