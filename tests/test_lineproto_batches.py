@@ -30,7 +30,7 @@ def test_batches_parse_like_the_whole_body(lines: list[str], batch_lines: int) -
 
 
 def test_a_large_body_comes_in_several_slices() -> None:
-    body = b"".join(f"m,t=\xc3\xa4 v={i} {i}\n".encode() for i in range(20_000))
+    body = b"".join(f"m,t=ä v={i} {i}\n".encode() for i in range(20_000))
     slices = list(parse_batches(body, "ms", 1024))
     assert len(slices) > 5
     assert max(len(p) for p, _ in slices) < 4 * 1024  # about batch_lines (by bytes)
