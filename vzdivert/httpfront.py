@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
+import json
 import logging
 import signal
 import sys
@@ -76,8 +77,6 @@ def trusted_proxy(proxy: str) -> Callable[[dict[str, Any]], None]:
 
 def json_error(status: int, reason: str) -> tuple[list[tuple[str, str]], bytes]:
     """The default error document: ``{"error": reason}``."""
-    import json
-
     return [("Content-Type", "application/json")], json.dumps({"error": reason}).encode()
 
 
@@ -92,8 +91,9 @@ class _Conn:
 
 
 class FrontEnd:
-    """``run()`` serves until ``close()`` or a signal handler raises; ``count(name)`` is told
-    of every refused or evicted connection (``connection_limit``) and timed-out request."""
+    """``run()`` serves until SIGTERM/SIGINT (in the main thread) or ``close()``;
+    ``count(name)`` is told of every refused or evicted connection (``connection_limit``)
+    and every request cut at a deadline (``header_timeout``, ``body_timeout``)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int,
                  limits: Limits = Limits(), threads: int = 4,
