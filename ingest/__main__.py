@@ -1,15 +1,15 @@
-"""The ingest process: serves the write endpoint (waitress threads) and publishes readings
-and, once a second, its counters on the bus."""
+"""The ingest process: serves the write endpoint (httpfront: asyncio + h11, the app in
+threads) and publishes readings and, once a second, its counters on the bus."""
 
 from __future__ import annotations
 
 import threading
 
-import waitress
 import zmq
 
 from vzdivert import bus, process
-from vzdivert.ingest.auth import Auth
+from vzdivert.httpfront import FrontEnd, Limits
+from vzdivert.ingest.auth import Auth, open_listener_warning
 from vzdivert.ingest.battery import BatteryPolicy
 from vzdivert.ingest.channels import Channels, specs_from_config
 from vzdivert.ingest.forward import Forwarder
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = zmq.Context()
     readings_sock = bus.bind(ctx, runtime_dir, "readings")
     stats_sock = bus.bind(ctx, runtime_dir, "ingest_stats")
-    pub_lock = threading.Lock()  # zmq sockets are not thread-safe; waitress has threads
+    pub_lock = threading.Lock()  # zmq sockets are not thread-safe; the app runs in threads
     stats = IngestStats()
 
     def publish(readings: list[dict]) -> None:
@@ -45,10 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     app = WriteApp([ing.database], channels, Auth(ing.username, ing.password, ing.token),
                    stats, publish, ing.max_body_bytes, forward)
     host, _, port = ing.listen.rpartition(":")
-    server = waitress.create_server(app, host=host.strip("[]"), port=int(port), threads=4,
-                                    max_request_body_size=ing.max_body_bytes,
-                                    channel_timeout=60, ident="vzdivert",
-                                    recv_bytes=65536)  # 4500-line replays arrive in fewer reads
+    server = FrontEnd(app, host.strip("[]"), int(port), Limits(max_body_bytes=ing.max_body_bytes),
+                      threads=4, count=stats.count)
     stopping = threading.Event()
 
     def stats_loop() -> None:
@@ -60,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     sources = start_sources(cfg, channels, stats, publish)  # threads; nothing blocks the server
     log.info("listening on %s for database %r; channels: %s", ing.listen, ing.database,
              ", ".join(f"{s.name} ({s.source}, {s.role})" for s in channels.specs))
+    warning = open_listener_warning(ing)
+    if warning:
+        log.warning("%s", warning)
     process.serve_until_stopped(server, stopping)
     sources.stop()
     with pub_lock:

@@ -7,6 +7,8 @@ import base64
 import hmac
 from typing import Any
 
+from vzdivert.httpfront import is_loopback
+
 
 class Auth:
     def __init__(self, username: str = "", password: str = "", token: str = ""):
@@ -42,3 +44,13 @@ class Auth:
 
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def open_listener_warning(ing: Any) -> str | None:
+    """What to tell the user when the write endpoint takes anyone's writes, or None."""
+    host, _, port = ing.listen.rpartition(":")
+    if is_loopback(host.strip("[]")) or ing.username or ing.token:
+        return None
+    return (f"the write endpoint on {ing.listen} takes writes from anyone on the network: set "
+            f'[ingest] listen = "127.0.0.1:{port}" when vzlogger runs on this machine, else '
+            "[ingest] username/password or token")

@@ -2,7 +2,8 @@
 with sign/scale (import minus export, three phases), plus the battery's power and state of
 charge (ingest/battery.py). Also the freshness rules every source shares: only the newest
 point per channel counts, old replays never reach the controller, a logger clock that is
-obviously wrong falls back to arrival time (and is reported), non-numbers are rejected."""
+obviously wrong falls back to arrival time (and is reported), a timestamp ahead of arrival
+is clamped to it (control sees readings in arrival order), non-numbers are rejected."""
 
 from __future__ import annotations
 
@@ -48,12 +49,23 @@ class Channels:
         self.last_unmatched = ""  # a measurement nobody asked for, for the warning
 
     def accept(self, points: list[Point], stats: IngestStats) -> list[dict[str, Any]]:
-        """Readings to publish for one write (at most one; none if nothing fresh matched).
-        Hot for 4500-line replays: one dict lookup per point, values checked for winners only
-        (a bad newest value is rejected, never replaced by an older one)."""
+        """Readings to publish for one write (at most one; none if nothing fresh matched)."""
+        batch = self.begin()
+        self.add(batch, points, stats)
+        return self.commit(batch, stats)
+
+    def begin(self) -> dict[str, Any]:
+        """Start a write that arrives in slices (add() each, then commit()); the arrival
+        time is taken here."""
         rx = self.clock()
-        rx_ns = int(rx * 1e9)  # a point without a timestamp arrived now
-        newest: dict[str, tuple[int, Any, ChannelSpec]] = {}
+        return {"rx": rx, "rx_ns": int(rx * 1e9), "newest": {}}
+
+    def add(self, batch: dict[str, Any], points: list[Point], stats: IngestStats) -> None:
+        """Keep the newest matching point per channel. Hot for 4500-line replays: one dict
+        lookup per point, values checked for winners only (a bad newest value is rejected,
+        never replaced by an older one)."""
+        rx_ns = batch["rx_ns"]  # a point without a timestamp arrived now
+        newest: dict[str, tuple[int, Any, ChannelSpec]] = batch["newest"]
         unmatched = superseded = 0
         by_measurement = self.by_measurement
         for point in points:
@@ -77,18 +89,20 @@ class Channels:
         if unmatched:
             stats.count("unmatched", unmatched)
             if unmatched == len(points):
-                self._warn_unmatched(rx, unmatched, stats)
+                self._warn_unmatched(batch["rx"], unmatched, stats)
         if superseded:
             stats.count("superseded", superseded)
+
+    def commit(self, batch: dict[str, Any], stats: IngestStats) -> list[dict[str, Any]]:
         fresh: dict[str, tuple[float, float, ChannelSpec]] = {}
-        for name, (t_ns, value, spec) in newest.items():
+        for name, (t_ns, value, spec) in batch["newest"].items():
             reason = _bad_value(value)
             if reason:
                 stats.reject(reason)
                 stats.channel_reject(name, reason)
             else:
                 fresh[name] = (t_ns / 1e9, float(value), spec)
-        return self._update(fresh, rx, stats)
+        return self._update(fresh, batch["rx"], stats)
 
     def offer(self, values: dict[str, tuple[Any, float | None]],
               stats: IngestStats) -> list[dict[str, Any]]:
@@ -115,6 +129,12 @@ class Channels:
                     self._warn("clock", rx, "ingest: channel %s timestamp is %+.0f s off the "
                                "local clock; using arrival time (check the logger's clock/NTP)",
                                name, ts - rx)
+                    ts = rx
+                elif ts > rx:
+                    # Control orders readings by arrival: one point stamped ahead (within
+                    # clock_skew_s) would otherwise make the worker drop every real reading
+                    # as out of order until the wall clock caught up.
+                    stats.count("clock_ahead")
                     ts = rx
                 elif rx - ts > self.stale_after_s:
                     stats.reject("stale")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vzdivert.ingest.influx_scanner import (
@@ -36,6 +37,7 @@ __all__ = [
     "Unsigned",
     "format_point",
     "parse",
+    "parse_batches",
     "parse_ordered",
 ]
 
@@ -75,41 +77,70 @@ def parse(body: bytes | str, precision: str = "ns") -> tuple[list[Point], list[L
     """
     points: list[Point] = []
     errors: list[LineError] = []
-    _parse_into(body, precision, points, errors)
+    for _ in _parse_into(body, precision, points, errors):
+        pass
     return points, errors
+
+
+def parse_batches(body: bytes | str, precision: str = "ns", batch_lines: int = 2048
+                  ) -> Iterator[tuple[list[Point], list[LineError]]]:
+    """parse() in slices of about ``batch_lines`` lines, so a large write never holds all
+    its points at once (a point costs ~20x its line). Line numbers count from the body."""
+    points: list[Point] = []
+    errors: list[LineError] = []
+    for _ in _parse_into(body, precision, points, errors, batch_lines):
+        yield points[:], errors[:]
+        points.clear()
+        errors.clear()
+    if points or errors:
+        yield points, errors
 
 
 def parse_ordered(body: bytes | str, precision: str = "ns") -> list[Point | LineError]:
     """parse(), with points and errors in one list in the order of the body."""
     results: list[Point | LineError] = []
-    _parse_into(body, precision, results, results)
+    for _ in _parse_into(body, precision, results, results):
+        pass
     return results
 
 
-def _parse_into(body: bytes | str, precision: str, points: list, errors: list) -> None:
+def _parse_into(body: bytes | str, precision: str, points: list, errors: list,
+                batch_lines: int = 0) -> Iterator[None]:
+    """Appends to ``points`` and ``errors``; with ``batch_lines``, yields about every that
+    many lines so the caller can take (and clear) what has been parsed so far."""
     try:
         mult = PRECISIONS[precision]
     except KeyError:
         raise ValueError(f"invalid precision {precision!r} (use n, u, ms, s, m or h)") from None
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
     keys: dict[str, tuple[str, dict[str, str]]] = {}
-    if "\r" not in text and not any(c in text for c in _EXACT_ONLY):
+    raw = isinstance(body, bytes | bytearray)
+    if raw:
+        simple = b"\r" not in body and not any(c in body for c in _EXACT_ONLY_BYTES)
+    else:
+        simple = "\r" not in body and not any(c in body for c in _EXACT_ONLY)
+    if simple:
         # The usual body (vzlogger's): every line ends at its newline, str.split does.
-        for lineno, line in enumerate(text.split("\n"), 1):
-            if not line:
-                continue
-            result = _parse_fast(line, mult, keys)
-            if result is None:
-                line = line.lstrip(" ")
-                if not line or line[0] == "#":
+        lineno = 1
+        for lines in _line_slices(body, batch_lines * 64 if batch_lines else 0):
+            for i, line in enumerate(lines, lineno):
+                if not line:
                     continue
-                result = _parse_exact(line, mult)
-            if result.__class__ is Point:
-                points.append(result)
-            else:
-                errors.append(LineError(lineno, line, result))
+                result = _parse_fast(line, mult, keys)
+                if result is None:
+                    line = line.lstrip(" ")
+                    if not line or line[0] == "#":
+                        continue
+                    result = _parse_exact(line, mult)
+                if result.__class__ is Point:
+                    points.append(result)
+                else:
+                    errors.append(LineError(i, line, result))
+            lineno += len(lines)
+            if batch_lines:
+                yield
         return
 
+    text = body.decode("utf-8", "replace") if raw else body
     masked_keys: dict[str, tuple[str, dict[str, str]]] = {}
     n = len(text)
     pos = 0
@@ -149,6 +180,23 @@ def _parse_into(body: bytes | str, precision: str, points: list, errors: list) -
                 errors.append(LineError(lineno, line, result))
         lineno += spanned
         pos = end + 1
+        if batch_lines and len(points) + len(errors) >= batch_lines:
+            yield
+
+
+def _line_slices(body: bytes | bytearray | str, step: int) -> Iterator[list[str]]:
+    """The lines of a body whose newlines all end lines, about ``step`` bytes at a time
+    (0: all at once), so a large body is never held as text and a list of every line. Bytes
+    are cut at a newline, never inside a UTF-8 sequence, and decoded slice by slice."""
+    if not isinstance(body, bytes | bytearray):
+        yield body.split("\n")
+        return
+    n, pos = len(body), 0
+    while pos < n:
+        end = body.find(b"\n", pos + step) if step else -1
+        end = n if end < 0 else end
+        yield body[pos:end].decode("utf-8", "replace").split("\n")
+        pos = end + 1
 
 
 def _parse_exact(line: str, mult: int) -> Point | str:
@@ -159,6 +207,7 @@ def _parse_exact(line: str, mult: int) -> Point | str:
 # --- fast paths -------------------------------------------------------------------------
 
 _EXACT_ONLY = ('"', "\\", "\t", "\0")  # a line holding one of these skips _parse_fast
+_EXACT_ONLY_BYTES = tuple(c.encode() for c in _EXACT_ONLY)
 _NUMBER_START = frozenset("-.0123456789")
 _DIGITS_DOT = frozenset("0123456789.")
 _INF, _NEG_INF = math.inf, -math.inf

@@ -1,6 +1,6 @@
-"""The InfluxDB-compatible HTTP front: a WSGI app answering as InfluxDB 1.x/2.x does, served
-by waitress. It parses writes, hands the points to the channel logic and publishes readings.
-"""
+"""The InfluxDB-compatible HTTP app: plain WSGI answering as InfluxDB 1.x/2.x does (served
+by vzdivert.httpfront). It parses writes, hands the points to the channel logic and publishes
+readings."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from urllib.parse import parse_qs
 
 from vzdivert.ingest.auth import Auth
 from vzdivert.ingest.channels import Channels
-from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse
+from vzdivert.ingest.lineproto import PRECISIONS, LineError, Point, parse_batches
 from vzdivert.ingest.sources import volkszaehler
 from vzdivert.ingest.stats import IngestStats
+from vzdivert.ratelimit import FailureLimiter
 
 log = logging.getLogger("vzdivert.ingest")
 
@@ -31,9 +32,11 @@ class WriteApp:
 
     def __init__(self, databases: Iterable[str], channels: Channels, auth: Auth,
                  stats: IngestStats, publish: Callable[[list[dict[str, Any]]], None],
-                 max_body_bytes: int = 10_000_000,
-                 forward: Callable[[bytes, str], None] | None = None):
+                 max_body_bytes: int = 1_000_000,
+                 forward: Callable[[bytes, str], None] | None = None,
+                 limiter: FailureLimiter | None = None):
         self.databases = set(databases)
+        self.limiter = limiter or FailureLimiter(per_client=10, window_s=60.0)
         self.channels, self.auth, self.stats, self.publish = channels, auth, stats, publish
         self.max_body_bytes, self.forward = max_body_bytes, forward
         self.vz = volkszaehler.VolkszaehlerApi(channels, stats, publish)
@@ -70,10 +73,9 @@ class WriteApp:
     def write(self, environ: dict[str, Any], start_response: StartResponse,
               query: dict[str, str], database: str) -> list[bytes]:
         self.stats.count("requests")
-        if not self.auth.allows(environ, query):
-            self.stats.reject("unauthorized")
-            self.warn_rejects("bad or missing credentials")
-            return _respond(start_response, 401, {"error": "authorization failed"})
+        refused = self.authorize(environ, query, start_response)
+        if refused is not None:
+            return refused
         if not database:
             self.stats.reject("no_database")
             return _respond(start_response, 400, {"error": "database is required"})
@@ -91,29 +93,36 @@ class WriteApp:
             status, reason = problem
             self.stats.reject(reason)
             return _respond(start_response, status, {"error": reason.replace("_", " ")})
-        points, errors = parse(body, precision)
-        readings = self.channels.accept(points, self.stats)
+        batch = self.channels.begin()
+        n_points = n_errors = 0
+        errors: list[LineError] = []
+        for points, batch_errors in parse_batches(body, precision):  # never all points at once
+            self.channels.add(batch, points, self.stats)
+            n_points += len(points)
+            n_errors += len(batch_errors)
+            errors += batch_errors[:MAX_ERRORS_SHOWN - len(errors)]
+        readings = self.channels.commit(batch, self.stats)
         if readings:
             self.publish(readings)
-        if self.forward is not None and points:
+        if self.forward is not None and n_points:
             self.forward(body, precision)  # upstream keeps the good lines of a partial write
-        self.stats.count("lines", len(points) + len(errors))
-        self.stats.count("points", len(points))
+        self.stats.count("lines", n_points + n_errors)
+        self.stats.count("points", n_points)
         if errors:
-            self.stats.reject("parse_error", len(errors))
-            self.warn_rejects(f"{len(errors)} bad line(s), first: {errors[0].text[:80]!r}: "
+            self.stats.reject("parse_error", n_errors)
+            self.warn_rejects(f"{n_errors} bad line(s), first: {errors[0].text[:80]!r}: "
                               f"{errors[0].reason}")
-            return _respond(start_response, 400, {"error": write_error(points, errors)})
+            return _respond(start_response, 400,
+                            {"error": write_error(n_points, errors, n_errors)})
         return _respond(start_response, 204)
 
     def volkszaehler(self, environ: dict[str, Any], start_response: StartResponse,
                      query: dict[str, str], kind: str, path: str) -> list[bytes]:
         """vzlogger's middleware and push formats (ingest/sources/volkszaehler.py)."""
-        if not self.auth.allows(environ, query):
-            self.stats.reject("unauthorized")
-            self.warn_rejects("bad or missing credentials (volkszaehler api)")
-            return _respond(start_response, 401, volkszaehler.exception(
-                "authorization failed", "AuthenticationException"))
+        refused = self.authorize(environ, query, start_response, " (volkszaehler api)",
+                                 lambda msg: volkszaehler.exception(msg, "AuthenticationException"))
+        if refused is not None:
+            return refused
         body, problem = self.read_body(environ)
         if problem is not None:
             status, reason = problem
@@ -121,6 +130,28 @@ class WriteApp:
             return _respond(start_response, status,
                             volkszaehler.exception(reason.replace("_", " ")))
         return _respond(start_response, *self.vz.handle(kind, path, body))
+
+    def authorize(self, environ: dict[str, Any], query: dict[str, str],
+                  start_response: StartResponse, api: str = "",
+                  answer: Callable[[str], Any] = lambda msg: {"error": msg}
+                  ) -> list[bytes] | None:
+        """None if the request may go on, else the 401/429 answer. Failed guesses are
+        throttled per client address (counted before the check, so parallel ones count)."""
+        if not self.auth.required:
+            return None
+        client, now = environ.get("REMOTE_ADDR", "?"), time.monotonic()
+        wait_s = self.limiter.attempt(client, now)
+        if wait_s:
+            self.stats.count("auth_throttled")
+            return _respond(start_response, 429, answer("too many failed authentications; "
+                                                        f"retry in {wait_s:.0f} s"),
+                            [("Retry-After", str(max(1, round(wait_s))))])
+        if self.auth.allows(environ, query):
+            self.limiter.succeeded(client, now)
+            return None
+        self.stats.reject("unauthorized")
+        self.warn_rejects(f"bad or missing credentials{api}")
+        return _respond(start_response, 401, answer("authorization failed"))
 
     def warn_rejects(self, what: str) -> None:
         """At most one warning a minute for rejected writes, with the count in between."""
@@ -160,8 +191,9 @@ class WriteApp:
     def query(self, environ: dict[str, Any], start_response: StartResponse,
               query: dict[str, str]) -> list[bytes]:
         """Just enough of /query for clients that probe at start (Telegraf, influxdb-python)."""
-        if not self.auth.allows(environ, query):
-            return _respond(start_response, 401, {"error": "authorization failed"})
+        refused = self.authorize(environ, query, start_response)
+        if refused is not None:
+            return refused
         q = query.get("q", "")
         if environ["REQUEST_METHOD"] == "POST" and not q:
             form = parse_qs(environ["wsgi.input"].read(
@@ -176,26 +208,33 @@ class WriteApp:
         return _respond(start_response, 200, {"results": [{"statement_id": 0}]})
 
 
+MAX_ERRORS_SHOWN = 1000  # a body of bad lines must not cost a LineError per line
 SHARD_REASONS = ("invalid tag key", "invalid field name")  # refused after parsing, as a point
 
 
-def write_error(points: list[Point], errors: list[LineError]) -> str:
+def write_error(stored: int | list[Point], errors: list[LineError],
+                n_errors: int | None = None) -> str:
     """InfluxDB 1.x's error text for a write with bad lines (checked against a real influxd
-    by the differential test): every bad line, and the partial-write note when some
-    points were stored."""
+    by the differential test): the bad lines (at most MAX_ERRORS_SHOWN of ``n_errors``), and
+    the partial-write note when some points were stored."""
+    n_errors = len(errors) if n_errors is None else n_errors
     if errors[0].reason == "field type conflict":
         return "field type conflict"
     if errors[0].reason.startswith(SHARD_REASONS):
-        return f"partial write: {errors[0].reason} dropped={len(errors)}"
+        return f"partial write: {errors[0].reason} dropped={n_errors}"
     message = "\n".join(f"unable to parse '{e.text}': {e.reason}" for e in errors)
-    return f"partial write: {message} dropped=0" if points else message
+    if n_errors > len(errors):
+        message += f"\n({n_errors - len(errors)} more bad lines)"
+    return f"partial write: {message} dropped=0" if stored else message
 
 
-def _respond(start_response: StartResponse, status: int, body: dict | None = None) -> list[bytes]:
+def _respond(start_response: StartResponse, status: int, body: dict | None = None,
+             extra_headers: list[tuple[str, str]] = ()) -> list[bytes]:
     reason = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
               404: "Not Found", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-              500: "Internal Server Error"}[status]
-    headers = [("X-Influxdb-Version", INFLUX_VERSION), ("X-Influxdb-Build", "OSS")]
+              429: "Too Many Requests", 500: "Internal Server Error"}[status]
+    headers = [("X-Influxdb-Version", INFLUX_VERSION), ("X-Influxdb-Build", "OSS"),
+               *extra_headers]
     if body is None:
         start_response(f"{status} {reason}", headers)
         return []

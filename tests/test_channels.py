@@ -95,3 +95,22 @@ def test_three_phases_summed() -> None:
 def test_default_spec_from_config() -> None:
     cfg = validate({"ingest": {"measurement": "m", "field": "f", "tags": {"uuid": "u"}}})
     assert specs_from_config(cfg) == [ChannelSpec("grid", "m", "f", (("uuid", "u"),))]
+
+
+def test_one_future_stamp_never_holds_back_later_readings() -> None:
+    """Issue 16 item 5: a point stamped 55 s ahead (inside clock_skew_s) used to reach the
+    worker with that stamp, so it dropped every real reading as out of order for ~45 s.
+    Readings now carry at most their arrival time: their order is the arrival order."""
+    now = [NOW]
+    channels = Channels([ChannelSpec("grid", "leistung", "value")], stale_after_s=10,
+                        clock_skew_s=60, clock=lambda: now[0])
+    stats = IngestStats()
+    [ahead] = accept(channels, f"leistung value=-900 {ms(NOW + 55)}\n", stats)
+    assert ahead["ts"] == NOW and stats.counts["clock_ahead"] == 1
+    assert stats.counts["clock_fallback"] == 0  # inside the skew: no clock warning
+    last_ts = ahead["ts"]
+    for i in range(1, 4):
+        now[0] = NOW + i
+        [r] = accept(channels, f"leistung value={-100 * i} {ms(NOW + i - 0.2)}\n", stats)
+        assert r["ts"] > last_ts and r["grid_w"] == -100 * i  # what the worker requires
+        last_ts = r["ts"]

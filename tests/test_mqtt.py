@@ -551,3 +551,14 @@ def test_retained_commands_are_ignored(tmp_path: Path, broker: Broker) -> None:
             bridge.kill()
         sender.close()
         system.stop()
+
+
+def test_commands_the_bus_cannot_carry_are_refused() -> None:
+    """Issue 16 item 6: integers beyond 64 bits, lone surrogates and deep nesting were
+    exceptions in the bridge; now they are invalid commands."""
+    for payload in (b'{"target_w": 18446744073709551616}', b'{"target_w": "\\ud800"}',
+                    b'{"target_w": ' + b"[" * 50_000 + b"}"):
+        with pytest.raises(ValueError):
+            mqtt.parse_command("p/set", payload, "p")
+    with pytest.raises(ValueError, match="out of range"):
+        mqtt.parse_command("p/set/target_w", b"18446744073709551616", "p")

@@ -9,9 +9,9 @@ import pytest
 
 from vzdivert import config as configmod
 from vzdivert.config import ConfigError
+from vzdivert.ratelimit import FailureLimiter
 from vzdivert.webui.auth import (
     PasswordChecker,
-    RateLimiter,
     Sessions,
     check_stored,
     csrf_ok,
@@ -96,18 +96,30 @@ def test_csrf_token_check() -> None:
 
 
 def test_rate_limiter_per_client_and_overall() -> None:
-    rl = RateLimiter(per_client=3, overall=5, window_s=60)
+    rl = FailureLimiter(per_client=3, overall=5, window_s=60)
     for t in range(3):
-        assert rl.retry_after_s("a", t) == 0
-        rl.failed("a", t)
-    assert rl.retry_after_s("a", 3) == pytest.approx(57)
-    assert rl.retry_after_s("b", 3) == 0  # another client is not punished for a
-    rl.failed("b", 4)
-    rl.failed("c", 5)
-    assert rl.retry_after_s("d", 6) == pytest.approx(54)  # 5 failures in all: everyone waits
-    assert rl.retry_after_s("a", 61.5) == 0  # a's first two failures left the window
-    rl.succeeded("a")
-    assert rl.retry_after_s("a", 200) == 0
+        assert rl.attempt("a", t) == 0  # counted as a failure until succeeded()
+    assert rl.attempt("a", 3) == pytest.approx(57)
+    assert rl.attempt("b", 3) == 0  # another client is not punished for a
+    assert rl.attempt("c", 5) == 0
+    assert rl.attempt("d", 6) == pytest.approx(54)  # 5 failures in all: strangers wait
+    assert rl.attempt("a", 61.5) == 0  # a's first two failures left the window
+    rl.succeeded("a", 61.5)
+    assert rl.attempt("a", 200) == 0
+
+
+def test_known_client_is_exempt_from_the_overall_cap() -> None:
+    """Issue 16 item 3: 30 failures from 6 addresses locked everyone out, the owner and
+    Basic-auth API clients included. A client with a recent success keeps its own limit."""
+    rl = FailureLimiter(per_client=5, overall=30, window_s=300)
+    assert rl.attempt("owner", 0) == 0
+    rl.succeeded("owner", 0)
+    for i in range(30):
+        assert rl.attempt(f"attacker{i % 6}", 1 + i * 0.01) == 0
+    assert rl.attempt("stranger", 2) > 0  # the overall cap still holds for unknown addresses
+    assert rl.attempt("owner", 2) == 0  # the owner is not locked out
+    rl.succeeded("owner", 2)
+    assert rl.attempt("attacker0", 3) > 0  # and attackers keep their per-client limit
 
 
 def test_hash_command_reads_stdin() -> None:

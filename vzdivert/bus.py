@@ -114,6 +114,20 @@ def encode(mtype: str, **fields: Any) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 
 
+def unsendable(values: dict[str, Any]) -> dict[str, str]:
+    """{key: problem} for values a message cannot carry (msgpack: integers beyond 64 bits,
+    text with lone surrogates), so callers refuse them as bad input instead of failing."""
+    problems = {}
+    for key, value in values.items():
+        try:
+            msgpack.packb({key: value}, use_bin_type=True)
+        except OverflowError:
+            problems[key] = "number out of range"
+        except (UnicodeEncodeError, ValueError, TypeError):
+            problems[key] = "not a value a setting can hold (invalid text or type)"
+    return problems
+
+
 def decode(data: bytes, expect: str | None = None) -> dict[str, Any]:
     try:
         msg = msgpack.unpackb(data, raw=False)

@@ -34,8 +34,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_or_exit(args.file)
-    secret = ("password", "token", "forward_password", "forward_token")
-    shown = {path: "***" if path.rpartition(".")[2] in secret and value else value
+    from vzdivert.redact import mask_url
+
+    shown = {path: "***" if path.rpartition(".")[2] in configmod.SECRET_NAMES and value
+             else mask_url(value) if path.endswith("_url") and value else value
              for path, value in cfg.values.items()}  # safe to paste into a forum post
     print(f"# {args.file}: valid. Effective configuration (secrets shown as ***):")
     print(configmod.render(configmod.Config(shown, cfg.source), comments=False), end="")

@@ -32,6 +32,10 @@ def _add(problems: dict[str, str], key: str, problem: str) -> None:
     problems[key] = f"{problems[key]}; {problem}" if key in problems else problem
 
 
+# Keys whose values never appear in output or errors (check-config prints ***).
+SECRET_NAMES = frozenset({"password", "token", "forward_password", "forward_token"})
+
+
 @dataclass(frozen=True)
 class Key:
     section: str
@@ -66,8 +70,11 @@ class Key:
 
     def coerce(self, value: Any) -> Any:
         """Return the value in this key's type, or raise ValueError saying what is allowed
-        (the problem alone: the caller names the key as its reader knows it)."""
-        bad = ValueError(f"expected {self.allowed()}, got {value!r}")
+        (the problem alone: the caller names the key as its reader knows it). A secret's
+        value is never echoed."""
+        secret = self.name in SECRET_NAMES
+        got = f"a value of type {type(value).__name__}" if secret else repr(value)
+        bad = ValueError(f"expected {self.allowed()}, got {got}")
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
@@ -100,6 +107,16 @@ def _listen_check(value: str) -> str | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return f"expected HOST:PORT (e.g. '0.0.0.0:8080'), got {value!r}"
     return None
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _tags_check(value: dict) -> str | None:
@@ -247,9 +264,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("ingest", "forward_queue", int, 1000,
         "Writes held while the upstream is slow or down; more are dropped and counted.",
         min=1, max=1_000_000),
-    Key("ingest", "max_body_bytes", int, 10_000_000,
-        "Largest request body accepted; bigger writes get 413.", min=1024, max=1_000_000_000,
-        unit="bytes"),
+    Key("ingest", "max_body_bytes", int, 1_000_000,
+        "Largest request body accepted; bigger writes get 413. vzlogger's largest batch "
+        "(4,500 lines) is ~200 kB.", min=1024, max=100_000_000, unit="bytes"),
     # -- meter sources and the battery (docs/sources.md) --
     Key("ingest", "sma_listen", str, "0.0.0.0:9522",
         "UDP address sma-em channels listen on (datagrams to the group or sent here directly).",
@@ -390,6 +407,11 @@ SCHEMA: tuple[Key, ...] = (
     Key("webui", "read_only_view", bool, False,
         "With a password set: let anyone who can reach the UI view it (and /api/state) "
         "without logging in; changes still need the password."),
+    Key("webui", "trusted_proxy", str, "",
+        "Address of a TLS-terminating reverse proxy (Caddy, nginx) in front of the UI, e.g. "
+        "127.0.0.1: its X-Forwarded-Proto/-For/-Host are believed (https login, secure "
+        "cookies, the real client for login limits). Empty: none.",
+        check=lambda v: None if not v or _is_ip(v) else f"expected an IP address, got {v!r}"),
     Key("webui", "threads", int, 8,
         "Web server threads; live-update streams may use all but two of them.", min=4, max=64),
     Key("mqtt", "enabled", bool, False,
@@ -614,6 +636,13 @@ def _cross_checks(values: dict[str, Any]) -> dict[str, str]:
                                          "(run `vzdivert calibrate`)")
     for path, problem in _output_pin_checks(values).items():
         _add(problems, path, problem)
+    for user, password in (("ingest.username", "ingest.password"),
+                           ("ingest.forward_username", "ingest.forward_password")):
+        if values[password] and not values[user]:
+            problems[password] = (f"set {user} too (a password alone leaves "
+                                  f"{'writes open' if user == 'ingest.username' else 'it unused'})")
+        if values[user] and not values[password]:
+            problems[user] = f"set {password} too (the name alone is no credential)"
     host = values["webui.listen"].rpartition(":")[0].strip("[]")
     if not values["webui.password"] and host not in ("127.0.0.1", "localhost", "::1"):
         problems["webui.password"] = (f"required when webui.listen is not loopback "

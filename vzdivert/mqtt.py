@@ -204,17 +204,23 @@ def parse_command(topic: str, payload: bytes, prefix: str) -> dict[str, Any]:
     string (`pfc`), or `<prefix>/set` with a JSON object of several. Raises ValueError."""
     set_topic = topics(prefix)["set"]
     text = payload.decode("utf-8", errors="strict").strip()
-    if topic == set_topic:
-        settings = json.loads(text)
-        if not isinstance(settings, dict) or not settings:
-            raise ValueError(f"{set_topic}: expected a JSON object of name: value")
-        return settings
-    name = topic[len(set_topic) + 1:]
     try:
-        value = json.loads(text)
-    except ValueError:
-        value = text  # a bare word, e.g. a choice
-    return {name: value}
+        if topic == set_topic:
+            settings = json.loads(text)
+            if not isinstance(settings, dict) or not settings:
+                raise ValueError(f"{set_topic}: expected a JSON object of name: value")
+        else:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text  # a bare word, e.g. a choice
+            settings = {topic[len(set_topic) + 1:]: value}
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    problems = bus.unsendable(settings)
+    if problems:
+        raise ValueError("; ".join(f"{k!r}: {p}" for k, p in problems.items()))
+    return settings
 
 
 class Throttle:

@@ -42,9 +42,10 @@ def start(name: str, argv: list[str] | None = None) -> tuple[Config, Path, loggi
 
 
 def serve_until_stopped(server: Any, stopping: threading.Event) -> None:
-    """Run a waitress server until SIGTERM/SIGINT, then set ``stopping``. The handler
-    unwinds ``server.run()`` at once: closing the listener alone would wait for every
-    keep-alive client (vzlogger keeps one open) or event stream to go quiet."""
+    """Run a server (``run()``/``close()``: vzdivert.httpfront) until SIGTERM/SIGINT, then
+    set ``stopping``. The handler unwinds ``server.run()`` at once: closing the listener
+    alone would wait for every keep-alive client (vzlogger keeps one open) or event stream
+    to go quiet."""
 
     def stop(signum: int, frame: object) -> None:
         stopping.set()

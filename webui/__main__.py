@@ -1,17 +1,27 @@
-"""The web UI process: Bottle app under waitress (threads), fed by one bus-subscriber thread;
-it only listens to the streams and sends commands to the supervisor and the hot-water
-process (boost, pause), never to the worker."""
+"""The web UI process: Bottle app behind vzdivert.httpfront (app threads), fed by one
+bus-subscriber thread; it only listens to the streams and sends commands to the supervisor
+and the hot-water process (boost, pause), never to the worker."""
 
 from __future__ import annotations
 
+import json
 import threading
 
-import waitress
 import zmq
 
 from vzdivert import bus, process
-from vzdivert.webui.app import SupervisorClient, make_app
+from vzdivert.httpfront import FrontEnd, Limits, trusted_proxy
+from vzdivert.webui.app import SECURITY_HEADERS, SupervisorClient, make_app
 from vzdivert.webui.feed import Feed
+
+PER_CLIENT_CONNECTIONS = 24  # a browser opens ~6 per host; a few tabs and devices behind NAT
+
+
+def error_document(status: int, reason: str) -> tuple[list[tuple[str, str]], bytes]:
+    """Errors the front end answers itself look like the app's: JSON, security headers."""
+    headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+               *SECURITY_HEADERS.items()]
+    return headers, json.dumps({"errors": [reason]}).encode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     hotwater = SupervisorClient(bus.Requester(ctx, runtime_dir, "hotwater", timeout_s=3.0))
     app = make_app(cfg, feed, supervisor, hotwater=hotwater)
     host, _, port = cfg.webui.listen.rpartition(":")
-    server = waitress.create_server(app, host=host.strip("[]"), port=int(port),
-                                    threads=cfg.webui.threads, channel_timeout=60,
-                                    max_request_body_size=1 << 20, ident="vzdivert",
-                                    clear_untrusted_proxy_headers=True)
+    proxy = cfg.webui.trusted_proxy
+    limits = Limits(max_connections=256, per_client=PER_CLIENT_CONNECTIONS,
+                    idle_timeout_s=30.0, max_body_bytes=1 << 20, large_body_bytes=1 << 20,
+                    uncapped=frozenset({proxy} if proxy else ()))
+    server = FrontEnd(app, host.strip("[]"), int(port), limits, threads=cfg.webui.threads,
+                      error_document=error_document,
+                      adjust_environ=trusted_proxy(proxy) if proxy else None)
     stopping = threading.Event()
 
     def heartbeat() -> None:

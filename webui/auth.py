@@ -1,7 +1,7 @@
 """Web UI authentication: password hashing (``pbkdf2_sha256$...``), cookie sessions with a
-CSRF token each, and login rate limiting. No sockets or clocks of its own: times are passed
-in, so tests drive it directly. ``python -m vzdivert.webui.auth hash`` prints a hash for the
-config."""
+CSRF token each (login limits: vzdivert.ratelimit). No sockets or clocks of its own: times
+are passed in, so tests drive it directly. ``python -m vzdivert.webui.auth hash`` prints a
+hash for the config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 import sys
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 
 ALGORITHM = "pbkdf2_sha256"
@@ -78,7 +78,11 @@ class PasswordChecker:
         self._pepper = secrets.token_bytes(16)
 
     def __call__(self, plain: str) -> bool:
-        key = hashlib.sha256(self._pepper + plain.encode()).digest()
+        try:
+            encoded = plain.encode()
+        except UnicodeEncodeError:  # a lone surrogate: never the configured (UTF-8) password
+            return False
+        key = hashlib.sha256(self._pepper + encoded).digest()
         if key in self._ok:
             return True
         if verify_password(plain, self.stored):
@@ -128,45 +132,6 @@ class Sessions:
 
 def csrf_ok(session: Session, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(session.csrf.encode(), presented.encode())
-
-
-class RateLimiter:
-    """Failed logins: at most ``per_client`` per client address and ``overall`` in total
-    within ``window_s``; past that, attempts are refused until the window has moved on."""
-
-    def __init__(self, per_client: int = 5, overall: int = 30, window_s: float = 300.0):
-        self.per_client, self.overall, self.window_s = per_client, overall, window_s
-        self._clients: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
-
-    def _trim(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-
-    def retry_after_s(self, client: str, now: float) -> float:
-        """0 if an attempt from ``client`` may go ahead, else seconds to wait."""
-        self._trim(self._all, now)
-        q = self._clients.get(client)
-        if q is not None:
-            self._trim(q, now)
-            if not q:
-                del self._clients[client]
-                q = None
-        waits = []
-        if q is not None and len(q) >= self.per_client:
-            waits.append(q[0] + self.window_s - now)
-        if len(self._all) >= self.overall:
-            waits.append(self._all[0] + self.window_s - now)
-        return max(waits, default=0.0)
-
-    def failed(self, client: str, now: float) -> None:
-        if len(self._clients) > 1000:  # keep memory bounded under a scan
-            self._clients.clear()
-        self._clients.setdefault(client, deque()).append(now)
-        self._all.append(now)
-
-    def succeeded(self, client: str) -> None:
-        self._clients.pop(client, None)
 
 
 def main(argv: list[str] | None = None) -> int:

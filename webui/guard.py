@@ -10,7 +10,8 @@ from collections.abc import Callable
 from bottle import request, response
 
 from vzdivert.config import Config
-from vzdivert.webui.auth import USER, PasswordChecker, RateLimiter, Session, Sessions, csrf_ok
+from vzdivert.ratelimit import FailureLimiter
+from vzdivert.webui.auth import USER, PasswordChecker, Session, Sessions, csrf_ok
 from vzdivert.webui.jsonhttp import fail
 
 COOKIE = "vzdivert_session"
@@ -35,13 +36,15 @@ class Guard:
         self.read_only_view = cfg.webui.read_only_view
         self.check_password = PasswordChecker(self.password)
         self.sessions = Sessions()
-        self.limiter = RateLimiter()
+        self.limiter = FailureLimiter(per_client=5, overall=30, window_s=300.0,
+                                      known_for_s=self.sessions.lifetime_s)
         self.lock = threading.Lock()
         self.clock = clock
 
     @staticmethod
     def client() -> str:
-        return request.environ.get("REMOTE_ADDR", "?")  # never X-Forwarded-For: spoofable
+        # X-Forwarded-For only through vzdivert.httpfront's trusted-proxy rule: spoofable
+        return request.environ.get("REMOTE_ADDR", "?")
 
     def check_host(self) -> None:
         """Without a password the UI trusts whoever reaches it, which must then be this
@@ -54,21 +57,26 @@ class Guard:
             raise fail(403, f"host {host!r} refused: without a password the UI only "
                             "answers on a loopback address")
 
-    def attempt(self, ok: bool) -> bool:
-        """Count a password attempt from this client (after ``rate_check``)."""
-        with self.lock:
-            if ok:
-                self.limiter.succeeded(self.client())
-            else:
-                self.limiter.failed(self.client(), self.clock())
+    def checked(self, verify: Callable[[], bool]) -> bool:
+        """Run one password check from this client under the login limits: the attempt is
+        counted before ``verify`` runs (parallel guesses cannot slip past the count); 429
+        while this client, or everyone but clients known from a recent success, is over
+        the limit."""
+        client, now = self.client(), self.clock()
+        wait_s = self.limiter.attempt(client, now)
+        if wait_s > 0:
+            raise fail(429, f"too many failed logins; try again in {wait_s:.0f} s",
+                       headers={"Retry-After": str(int(wait_s) + 1)})
+        ok = verify()
+        if ok:
+            self.limiter.succeeded(client, now)
         return ok
 
     def identify(self) -> Who | None:
         auth = request.auth  # (user, password) from an Authorization: Basic header
         if auth is not None and self.password:
             user, password = auth
-            self.rate_check()
-            if not self.attempt(user == USER and self.check_password(password)):
+            if not self.checked(lambda: user == USER and self.check_password(password)):
                 raise fail(401, "wrong user or password")
             return Who(USER, "basic")
         with self.lock:
@@ -78,14 +86,6 @@ class Guard:
         if not self.password:
             return Who("local", "open")
         return None
-
-    def rate_check(self) -> None:
-        """429 while this client (or everyone) has had too many failed logins lately."""
-        with self.lock:
-            wait_s = self.limiter.retry_after_s(self.client(), self.clock())
-        if wait_s > 0:
-            raise fail(429, f"too many failed logins; try again in {wait_s:.0f} s",
-                       headers={"Retry-After": str(int(wait_s) + 1)})
 
     def viewer(self) -> Who | None:
         who = self.identify()
@@ -118,13 +118,12 @@ class Guard:
 
     def login(self, password: str) -> Session:
         self.same_origin()
-        self.rate_check()
-        ok = not self.password or self.check_password(password)
-        if not self.attempt(ok):
+        if self.password and not self.checked(lambda: self.check_password(password)):
             raise fail(401, "wrong password")
         with self.lock:
             return self.sessions.create(USER if self.password else "local", self.clock())
 
     def set_cookie(self, session: Session) -> None:
+        secure = request.environ.get("wsgi.url_scheme") == "https"  # behind a TLS proxy
         response.set_cookie(COOKIE, session.token, path="/", httponly=True, samesite="strict",
-                            max_age=int(self.sessions.lifetime_s))
+                            secure=secure, max_age=int(self.sessions.lifetime_s))

@@ -26,6 +26,8 @@ def read_json_object() -> dict[str, Any]:
         body = json.loads(raw or b"{}")
     except ValueError as exc:
         raise fail(400, f"body is not JSON: {exc}") from exc
+    except RecursionError:
+        raise fail(400, "body is not JSON we accept: nested too deeply") from None
     if not isinstance(body, dict):
         raise fail(400, "body must be a JSON object of setting name: value")
     return body

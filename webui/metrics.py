@@ -224,7 +224,10 @@ class FeedCollector:
             return
         for key, doc in (("requests", "Write requests received"),
                          ("lines", "Line-protocol lines received"),
-                         ("points", "Points that matched a configured channel")):
+                         ("points", "Points that matched a configured channel"),
+                         ("connection_limit", "Connections refused or evicted by the caps"),
+                         ("header_timeout", "Connections cut for a request head too slow"),
+                         ("auth_throttled", "Write attempts refused after failed auth")):
             yield from _counter(f"vzdivert_ingest_{key}", doc, st.get(key))
         rejects = st.get("rejects") or {}
         c = CounterMetricFamily("vzdivert_ingest_rejects", "Rejected writes or lines, by reason",

@@ -17,6 +17,7 @@ from vzdivert.webui.jsonhttp import fail
 SSE_LIFETIME_S = 300.0  # streams end now and then so threads recycle; browsers reconnect
 SSE_MIN_INTERVAL_S = 0.25
 SSE_PING_S = 15.0
+STREAMS_PER_CLIENT = 2
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
@@ -32,6 +33,8 @@ def sample_dict(row: tuple) -> dict[str, Any]:
 def add_routes(app: Bottle, ui: UI) -> None:
     guard, feed = ui.guard, ui.feed
     sse_slots = threading.BoundedSemaphore(max(1, ui.cfg.webui.threads - 2))
+    streams: dict[str, int] = {}  # open streams per client address: one client cannot
+    streams_lock = threading.Lock()  # take every slot (read_only_view lets anyone in)
 
     @app.get("/api/state")
     def state() -> dict[str, Any]:
@@ -58,14 +61,21 @@ def add_routes(app: Bottle, ui: UI) -> None:
             after = int(request.get_header("Last-Event-ID") or request.query.get("after", ""))
         except ValueError:
             after = feed.history.fine.count - 1
-        if not sse_slots.acquire(blocking=False):
-            raise fail(503, "too many live streams open; poll /api/state instead",
-                       headers={"Retry-After": "10"})
+        client = guard.client()
+        with streams_lock:
+            if not sse_slots.acquire(blocking=False):
+                raise fail(503, "too many live streams open; poll /api/state instead",
+                           headers={"Retry-After": "10"})
+            if streams.get(client, 0) >= STREAMS_PER_CLIENT:
+                sse_slots.release()
+                raise fail(429, f"{STREAMS_PER_CLIENT} live streams from your address are open "
+                           "already; close one or poll /api/state", headers={"Retry-After": "10"})
+            streams[client] = streams.get(client, 0) + 1
         response.content_type = "text/event-stream"
         response.set_header("X-Accel-Buffering", "no")
-        return stream(after)
+        return stream(after, client)
 
-    def stream(after: int) -> Iterator[bytes]:
+    def stream(after: int, client: str) -> Iterator[bytes]:
         try:
             yield b"retry: 3000\n\n"
             version, last_sent = -1, 0.0
@@ -85,4 +95,8 @@ def add_routes(app: Bottle, ui: UI) -> None:
                     last_sent = now
                 feed.stopping.wait(SSE_MIN_INTERVAL_S)  # coalesce bursts of messages
         finally:
+            with streams_lock:
+                streams[client] -= 1
+                if not streams[client]:
+                    del streams[client]
             sse_slots.release()

@@ -34,8 +34,7 @@ def add_routes(app: Bottle, ui: UI) -> None:
         body = read_json_object()
         password = body.get("password", "")
         if body.get("user", USER) != USER or not isinstance(password, str):
-            guard.rate_check()
-            guard.attempt(False)
+            guard.checked(lambda: False)  # counted like any wrong password
             raise fail(401, "wrong user or password")
         session = guard.login(password)
         guard.set_cookie(session)

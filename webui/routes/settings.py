@@ -7,6 +7,7 @@ from typing import Any
 
 from bottle import Bottle
 
+from vzdivert import bus
 from vzdivert.webui.context import UI
 from vzdivert.webui.jsonhttp import fail, read_json_object
 
@@ -25,6 +26,11 @@ def add_routes(app: Bottle, ui: UI) -> None:
         body = read_json_object()
         if not body:
             raise fail(422, "no settings given")
+        problems = bus.unsendable(body)
+        if problems:
+            raise fail(422, *(f"{k!r}: {p}" for k, p in problems.items()), code=bus.INVALID,
+                       fields={k.encode("utf-8", "replace").decode(): p
+                               for k, p in problems.items()})
         return ui.call_supervisor("set_settings", settings=body, who=guard.label(who))
 
     @app.post("/api/settings/reset")

@@ -208,6 +208,9 @@ function renderIngest(ing, s) {
       : t("ingest.fresh")],
   ];
   if (ing.clock_fallback) facts.push(["ingest.clock_wrong", t("ingest.clock_wrong_detail", { n: n(ing.clock_fallback) })]);
+  if (ing.connection_limit) facts.push(["ingest.connection_limit", t("ingest.connection_limit_detail", { n: n(ing.connection_limit) })]);
+  if (ing.header_timeout) facts.push(["ingest.slow_requests", n(ing.header_timeout)]);
+  if (ing.auth_throttled) facts.push(["ingest.auth_throttled", n(ing.auth_throttled)]);
   if (ing.forwarded || ing.forward_dropped || ing.forward_failed) {
     facts.push(["ingest.forwarded", t("ingest.forwarded_detail", { n: n(ing.forwarded),
       dropped: n(ing.forward_dropped), failed: n(ing.forward_failed) })]);
