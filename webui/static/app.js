@@ -159,17 +159,22 @@ async function hotWater(cmd, minutes) {
   if (r.ok) renderState(r.data);
 }
 
-/* several loads (PWM, relay stages, bypass): one row each, shown when there is more than one */
+/* kinds of load as the state names them; names: "loads.kind_*" */
+const LOAD_KINDS = { pwm: "loads.kind_pwm", relay: "loads.kind_relay", bypass: "loads.kind_bypass" };
+
+/* several loads (PWM, relay stages, bypass): one row each, shown when there is more than one;
+   a load's name is data, why it is held (min-on, thermostat, a hold's reason) is translated */
 function renderLoads(loads) {
   $("#loads-card").hidden = loads.length < 2;
   const rows = loads.map((l) => el("tr", { "data-load": l.name },
-    el("td", { text: l.name }),
-    el("td", { text: l.kind }),
+    el("td", { text: l.name, translate: "no" }),
+    Object.hasOwn(LOAD_KINDS, l.kind) ? el("td", { text: t(LOAD_KINDS[l.kind]) })
+      : el("td", { text: l.kind, translate: "no" }),
     el("td", {}, el("span", { class: `dot${l.on ? " ok" : ""}` }),
-      l.kind === "pwm" ? `${nf1.format((l.duty || 0) * 100)} %` : l.on ? "on" : "off"),
+      l.kind === "pwm" ? `${nf1.format((l.duty || 0) * 100)} %` : t(l.on ? "loads.on" : "loads.off")),
     el("td", { text: `${fmtW(l.power_w)} W` }),
     el("td", { class: "narrow-hide", text: `${fmtKWh(l.energy_today_wh)} kWh` }),
-    el("td", { class: "wrap", text: l.held || "–" })));
+    el("td", { class: "wrap", text: tServer(l.held) || "–" })));
   $("#loads tbody").replaceChildren(...rows);
 }
 
