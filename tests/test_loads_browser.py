@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 from test_webui_browser import TIMEOUT_MS, Poster, browser, new_page  # noqa: F401
+from test_webui_i18n_browser import assert_translated, german_page
 from webui_help import UISystem
 
 RELAY = """
@@ -53,3 +54,34 @@ def test_dashboard_shows_each_load(browser: Browser,  # noqa: F811
     expect(stage.locator("td").nth(2)).to_have_text("on", timeout=TIMEOUT_MS)
     expect(stage.locator("td").nth(3)).to_have_text("1,000 W")
     expect(heater.locator("td").nth(2)).not_to_have_text("0.0 %")
+
+
+def test_loads_in_german(browser: Browser,  # noqa: F811
+                         loads_system: tuple[UISystem, Poster]) -> None:
+    """With the loads card and the relay settings shown, every string comes from the
+    catalogue; kinds, on/off and the worker's held reasons are German."""
+    system, _poster = loads_system
+    page = german_page(browser, mark=True)
+    page.goto(system.base)
+    stage = page.locator('#loads tr[data-load="stage 2"]')
+    expect(stage.locator("td").nth(2)).to_contain_text("ein", timeout=TIMEOUT_MS)
+    expect(page.locator("#f-relay_margin_w")).to_be_enabled()
+    assert_translated(page)
+    page.context.close()
+
+    page = german_page(browser)
+    page.goto(system.base)
+    expect(page.locator("#loads-card h2")).to_have_text("Lasten", timeout=TIMEOUT_MS)
+    expect(page.locator("#loads th").nth(5)).to_have_text("Gesperrt")
+    heater = page.locator('#loads tr[data-load="heater"]')
+    stage = page.locator('#loads tr[data-load="stage 2"]')
+    expect(heater.locator("td").nth(1)).to_have_text("PWM")
+    expect(stage.locator("td").nth(1)).to_have_text("Relaisstufe")
+    expect(stage.locator("td").nth(2)).to_have_text("ein", timeout=TIMEOUT_MS)
+    expect(stage.locator("td").nth(3)).to_have_text("1.000 W")
+    held = {r: page.evaluate("(r) => tServer(r)", r)
+            for r in ("min-off", "min-on", "thermostat", "paused", "boost at 1500 W")}
+    assert held == {"min-off": "Mindest-Aus-Zeit", "min-on": "Mindest-Ein-Zeit",
+                    "thermostat": "Thermostat offen", "paused": "pausiert",
+                    "boost at 1500 W": "Boost mit 1500 W"}
+    page.context.close()
