@@ -266,8 +266,8 @@ class FrontEnd:
                 await asyncio.wait_for(self._large.acquire(), deadline - time.monotonic())
             try:
                 if h.they_are_waiting_for_100_continue:
-                    await self._send(writer, h, h11.InformationalResponse(status_code=100,
-                                                                          headers=[]))
+                    await self._send(writer, h, h11.InformationalResponse(
+                        status_code=100, headers=[], reason=b"Continue"))
                 parts: list[bytes] = []
                 size = 0
                 while True:
