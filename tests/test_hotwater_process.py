@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,3 +121,50 @@ def test_mode_and_progress_survive_a_restart(rig) -> None:
     again = make()
     assert again.mode == "pause" and again.mode_until == until
     assert again.progress.last_legionella == 1234.0
+
+
+class Recorder:
+    """Stands in for the status publisher and the worker's requester: records, in order,
+    what the UI and the worker are told."""
+
+    def __init__(self, events: list[tuple[str, str]], real: object):
+        self.events, self.real = events, real
+
+    def send(self, data: bytes) -> None:
+        self.events.append(("ui", bus.decode(data)["effective_mode"]))
+
+    def call(self, cmd: str, **args: object) -> dict:
+        self.events.append(("worker", args.get("mode", "")))
+        return {}
+
+    def close(self, *args: object) -> None:
+        self.real.close(*args)
+
+
+def test_a_planned_top_up_reaches_the_ui_at_once_and_before_the_worker(rig) -> None:
+    """The planner's decision goes out in the tick that makes it, to the UI first: were it
+    sent to the worker first (or only there), the load ran at full power while the UI and
+    MQTT still said `auto` for up to a second (the flaky system test)."""
+    make, _ = rig
+    hw = make()
+    hw.cfg = validate({"state": {"dir": str(hw.path.parent)}, "load": {"rating_w": 2000},
+                       "guarantee": {"by": "12:00", "min_energy_wh": 20}})
+    deadline = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()
+    events: list[tuple[str, str]] = []
+    real_pub, real_worker = hw.pub, hw.worker
+    hw.pub, hw.worker = Recorder(events, real_pub), Recorder(events, real_worker)
+    hw.worker_state = {"energy_wh": 0.0, "saturated": False, "mode": "auto", "stale": False}
+    try:
+        hw.tick(100.0, deadline - 200)        # plans: 20 Wh from deadline - 96 s
+        assert hw.plan is not None and hw.plan.start_at == pytest.approx(deadline - 96)
+        hw.tick(109.9, deadline - 190)        # the worker and the UI were told just now ...
+        assert events[-2:] == [("ui", "auto"), ("worker", "auto")]
+        events.clear()
+        hw.tick(110.0, deadline - 95)         # ... and the next plan starts the top-up
+        assert hw.effective() == ("topup", 0.0)
+        assert events == [("ui", "topup"), ("worker", "topup")]
+        events.clear()
+        hw.tick(110.1, deadline - 95)         # nothing new: the usual cadence again
+        assert events == []
+    finally:
+        hw.pub, hw.worker = real_pub, real_worker

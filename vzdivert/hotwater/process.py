@@ -168,14 +168,19 @@ class HotWater:
             energy = ws["energy_wh"]
             opened = bool(ws.get("saturated")) and ws.get("mode") in ("topup", "boost") \
                 and not ws.get("stale", True)
+            was = self.effective()
             self.plan = plan(now, self.tz, goal_from_config(self.cfg), self.progress,
                              energy, fresh_c, opened)
-        if mono >= self.next_refresh:
-            self.next_refresh = mono + REFRESH_S
-            self.refresh_worker(mono, tank_c, tank_at, tank_error)
+            if self.effective() != was:  # a top-up starts or ends: tell them now
+                self.next_refresh = self.next_publish = 0.0
+        # the UI first: it shows our mode ahead of the worker's, so it must never hear of a
+        # change later than the worker applies it (the load at full power under "auto")
         if mono >= self.next_publish:
             self.next_publish = mono + PUBLISH_S
             self.pub.send(bus.encode("hotwater_state", **self.status()))
+        if mono >= self.next_refresh:
+            self.next_refresh = mono + REFRESH_S
+            self.refresh_worker(mono, tank_c, tank_at, tank_error)
         if mono >= self.next_save:
             self.next_save = mono + SAVE_EVERY_S
             self.save()
