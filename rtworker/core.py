@@ -115,11 +115,13 @@ class WorkerCore:
             params = replace(params, target_w=FULL_POWER_TARGET_W)
         return params
 
+    def _single_load(self) -> bool:
+        return not self.allocator.relays and self.allocator.bypass_after_s is None
+
     def _learns(self, cfg: Any) -> bool:
         """The rating is learned for a single PWM load; with relay stages or a bypass the
         meter's answer mixes several loads (their ratings stay as configured)."""
-        return bool(cfg.load.learn_rating and not self.allocator.relays
-                    and self.allocator.bypass_after_s is None)
+        return bool(cfg.load.learn_rating and self._single_load())
 
     def _pwm_rating_w(self) -> float:
         """What the PWM load draws at full duty: learned when there is only that load."""
@@ -472,8 +474,11 @@ class WorkerCore:
             "reading_age_s": now - self.last_reading_mono, "loads": loads,
             "hold_reason": self.held, "tank_c": self.tank.tank_c,
             "tank_age_s": self.tank.age_s(now),
-            "rating_learned_w": round(self.controller.rating_learned_w, 1),
-            "rating_confidence": round(self.controller.confidence, 3),
+            # null with several loads: the meter's answer mixes them, nothing is learned
+            "rating_learned_w": round(self.controller.rating_learned_w, 1)
+            if self._single_load() else None,
+            "rating_confidence": round(self.controller.confidence, 3)
+            if self._single_load() else None,
             "rating_used_w": round(self._pwm_rating_w(), 1),
         }
 

@@ -93,6 +93,7 @@ function renderState(s) {
     : learned && Math.abs(learned - rating) >= 0.5 && s.settings.learn_rating !== false
       ? t("power.of_load_learned", { w: fmtW(learned), set: fmtW(rating) })
       : t("power.of_load", { w: fmtW(rating) });
+  $("#num-rating").hidden = learned === null; // several loads: nothing is learned
   $("#v-rating").textContent = learned ? fmtW(learned) : "–";
   $("#v-rating-sub").textContent = s.rating_confidence === undefined || s.rating_confidence === null
     ? t("rating.full_output")
