@@ -82,6 +82,8 @@ class AdaptiveController:
         was_saturated = self.ctl.saturated
         fraction = self.ctl.step(grid_w, dt_s)
         closing = was_saturated and not self.ctl.saturated
+        if self.ctl.opened is not None:  # a thermostat opening seen as a step at the meter
+            self.estimator.opened(*self.ctl.opened)
         learned = self.estimator.step(grid_w, fraction, dt_s, self.ctl.saturated, closing)
         if self.learn and abs(learned - self.ctl.params.rating_w) > RETUNE * learned:
             self.ctl.update_params(dataclasses.replace(self.ctl.params, rating_w=learned))

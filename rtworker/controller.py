@@ -44,6 +44,8 @@ _MAX_BACKOFF = 16
 _SATURATED_PROBE_S = 30.0  # while saturated a dip costs nothing, unless it meets the closing
 _LAG_TAU_S = 60.0  # evidence about the meter's delay fades with this
 _EVIDENCE_TAU_S = 10.0  # evidence that saturation was misjudged fades with this
+_TRUST_STEPS = 2  # openings the meter showed as a step in a row before dips grow rare
+_TRUSTED_TOLERANCE = 0.35  # a jump within this of the commanded power is tested then
 
 
 _DEFAULTS = {name: key.default for name, key in TUNABLES.items()}
@@ -101,6 +103,8 @@ class Controller:
         self._soff = [0.0] * (n + 2)  # surplus if the load drew nothing, newest first
         self._lag_ev = 0.0  # > 0: the meter shows the newest command (the meter's property:
         self.reset()        # kept over resets)
+        self._trust = 0  # thermostat openings in a row the meter showed as a step (the
+        # load's property: kept over resets)
 
     # -- public ------------------------------------------------------------------------
     def reset(self) -> None:
@@ -118,6 +122,10 @@ class Controller:
         self._probe_left = 0             # readings left of a probing dip
         self._probe_s = 0.0              # time towards the next probe
         self._backoff = 1
+        self._jump_test = False  # the pending test was started by a jump of the right size
+        self._jump = (0.0, 0.0)  # the surplus-if-off before it and the fraction held then
+        self.opened: tuple[float, float] | None = None  # set by the step that found an
+        # opening from such a jump: (jump W, fraction), for the rating estimate
         self._ramp_hist = [0.0] * 4
         self._fresh = True  # the first big move after a (re)start is checked too
         self._evidence = 0.0
@@ -147,6 +155,7 @@ class Controller:
         p = self.params
         hist, soff = self._hist, self._soff
         rating = p.rating_w
+        self.opened = None
         if not -1e9 < grid_w < 1e9:  # NaN or absurd: nothing to learn, hold the output
             return hist[0] / rating
         dt = dt_s if 1e-3 < dt_s < 3600.0 else 1e-3 if not dt_s >= 3600.0 else 3600.0
@@ -177,6 +186,8 @@ class Controller:
             self._start_test(s_off, lo_cmd, hi_cmd)  # is anything connected at all?
         elif not self._test_left and self._sharp_jump(hist, n):
             self._start_test(s_off, lo_cmd, hi_cmd)
+            self._jump = (soff[n], hist[n] / rating)
+            self._jump_test = True
             self._probe_s = math.inf  # at 100 % only a dip can answer: probe now
         self._fresh = False
         if self.saturated and not was_saturated:  # our own drop to the surplus: next test
@@ -237,6 +248,8 @@ class Controller:
 
     # -- saturation ----------------------------------------------------------------------
     def _start_test(self, s_off: float, lo_cmd: float, hi_cmd: float) -> None:
+        self._jump_test = False
+        self._jump = (0.0, 0.0)
         self._ref_soff, self._ref_lo, self._ref_hi = s_off, lo_cmd, hi_cmd
         self._test_left = 4 * (self.params.max_delay_samples + 1)
 
@@ -255,10 +268,16 @@ class Controller:
             else 0.0
         alive = miss_on < 2.0 * abs(s_off - ref)  # a load drawing 0.5x its rating is alive
         if alive == self.saturated:
+            # an opening the meter showed as a step of the load's power adds trust; an
+            # opening or closing that only a test found takes it all
+            self._trust = self._trust + 1 if not alive and self._jump_test else 0
+            if not alive and self._jump_test:
+                self.opened = (ref - self._jump[0], self._jump[1])
             self.saturated = not alive
             self._probe_left = 0
             self._probe_s = 0.0
-            self._backoff = 1
+            if not self._trusted():
+                self._backoff = 1
         elif alive:
             self._backoff = min(2 * self._backoff, _MAX_BACKOFF)
 
@@ -273,7 +292,10 @@ class Controller:
             if abs(hist[i] - before) > 0.1 * before:
                 return False
         soff = self._soff
-        return (abs(soff[0] - soff[n] - before) <= _ARM_TOLERANCE * before
+        # once the steps have proven themselves (no dips then), one the size of the load's
+        # power within 35 % is tested, so a rating that lags the mains voltage still sees it
+        tolerance = _TRUSTED_TOLERANCE if self._trusted() else _ARM_TOLERANCE
+        return (abs(soff[0] - soff[n] - before) <= tolerance * before
                 and abs(soff[n] - soff[n + 1]) <= 0.5 * _ARM_TOLERANCE * before)
 
     def _steady(self, tolerance_w: float) -> bool:
@@ -290,6 +312,7 @@ class Controller:
         ev = self._evidence * math.exp(-dt / _EVIDENCE_TAU_S) + cost_off - cost_on
         self._evidence = ev if ev > 0.0 else 0.0
         if ev >= 2.0 * self.params.saturation_w:
+            self._trust = 0
             self.saturated = False
             self._test_left = 0
 
@@ -298,12 +321,18 @@ class Controller:
         reading rose by the commanded power relative to an earlier reading."""
         soff = self._soff
         sat = self.params.saturation_w
+        # at full output the step is the load's whole power: told from household steps by
+        # its size within 30 %, so a rating that lags the mains voltage still sees it
+        full = lo_on - soff[0] >= self.params.rating_w * (1.0 - 1e-9)
         for i in range(1, len(soff) - 1):
             before = soff[i]
             moved = abs(soff[0] - before)
             off_by = lo_on - before if before < lo_on else before - hi_on if before > hi_on \
                 else 0.0
-            if moved >= 0.5 * sat and off_by < 0.1 * (moved + sat):
+            tolerance = 0.1 * (moved + sat)
+            if full and before > soff[0]:
+                tolerance = max(tolerance, 0.3 * moved)
+            if moved >= 0.5 * sat and off_by < tolerance:
                 self.saturated = False
                 self._test_left = 0
                 return _clamp(before, lo_on, hi_on)
@@ -321,11 +350,13 @@ class Controller:
             self._probe_left -= 1
             return min(want, self._ref_lo - sat)
         self._probe_left = 0
-        if self.saturated:
-            every = min(p.probe_every_s, _SATURATED_PROBE_S)
+        full = self._trusted() and u >= p.rating_w
+        if self.saturated:  # at full output a closing shows as a step of the load's power
+            every = p.probe_every_s * _MAX_BACKOFF if full else \
+                min(p.probe_every_s, _SATURATED_PROBE_S)
             eligible = want >= sat and u >= sat
-        else:
-            every = p.probe_every_s * self._backoff
+        else:  # ... and an opening too, once the meter showed a few of them so
+            every = p.probe_every_s * (_MAX_BACKOFF if full else self._backoff)
             eligible = u >= p.rating_w and want >= p.rating_w and s_off >= sat
         if p.probe_every_s <= 0.0 or not eligible:
             self._probe_s = 0.0 if not self._test_left else self._probe_s
@@ -336,8 +367,17 @@ class Controller:
         self._probe_s = 0.0
         if not self._test_left:
             self._start_test(s_off, lo_cmd, hi_cmd)
+        elif self._jump_test:  # the jump may have been split over two readings when it
+            # started the test, and the command held since: measure from the level it reached
+            self._ref_soff, self._ref_lo, self._ref_hi = s_off, lo_cmd, hi_cmd
+            self._test_left = 4 * (p.max_delay_samples + 1)
         self._probe_left = self._test_left
         return min(want, self._ref_lo - sat)
+
+    def _trusted(self) -> bool:
+        """The meter showed the last thermostat openings as steps (a test confirmed each):
+        at full output the steps themselves tell openings and closings, dips are rare."""
+        return self._trust >= _TRUST_STEPS
 
     def applied(self, command_w: float) -> None:
         """The loads took ``command_w`` instead of the last command (a relay held on by its

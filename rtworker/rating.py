@@ -203,6 +203,15 @@ class RatingEstimator:
         if LOW * self.configured_w <= ratio <= HIGH * self.configured_w:
             self._add(ratio, fraction)
 
+    def opened(self, jump_w: float, fraction: float) -> None:
+        """The thermostat opened (a test confirmed it) while the load drew `fraction`, and
+        the export jumped by `jump_w` with it: a clean move from the held fraction to 0."""
+        if fraction < MIN_MOVE:
+            return
+        ratio = jump_w / fraction
+        if LOW * self.configured_w <= ratio <= HIGH * self.configured_w:
+            self._add(ratio, fraction)
+
     def _add(self, ratio: float, weight: float) -> None:
         self.ratios.append((ratio, min(1.0, weight)))
         self._born.append(self._clock_s)

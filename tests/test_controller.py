@@ -114,6 +114,30 @@ def test_thermostat_opening_at_full_power_is_probed() -> None:
     assert max(after(trace, t_close, t_close + 20)) <= 100.0
 
 
+@pytest.mark.parametrize("actuator", ["linear", "pfc"])
+@pytest.mark.parametrize("mains_swing", [0.0, 0.1])
+def test_thermostat_at_full_power_told_from_steps_without_dips(actuator: str,
+                                                                mains_swing: float) -> None:
+    """The heater draws less than the surplus (0.7x its rating): once the meter showed two
+    openings as steps of the load's power, the steps tell openings and closings and no dip
+    costs energy while the thermostat is closed, also while the mains voltage drifts."""
+    sc = dataclasses.replace(THERMOSTAT, duration_s=1500, pv_w=2100, base_w=300,
+                             thermostat_closed_s=90, thermostat_open_s=40,
+                             mains_swing=mains_swing)
+    trace, house = run(sc, actuator, 1, rating_error=0.7)
+    events = house.events_s
+    closed = [(events[i], events[i + 1] if i + 1 < len(events) else sc.duration_s)
+              for i in range(1, len(events), 2)]
+    assert len(closed) >= 8
+    for t_close, t_open in closed:
+        if t_close < 400.0:
+            continue
+        drawn = [heater for t, _, heater, _ in trace if t_close + 4 < t <= t_open]
+        assert drawn and all(b >= 0.98 * a for a, b in pairwise(drawn)), (t_close, drawn)
+    for t_open, t_close in zip(events[0::2], events[1::2], strict=False):
+        assert all(sat for t, _, _, sat in trace if t_open + 8 < t <= t_close)
+
+
 def test_unplugged_load_reported_and_command_follows_surplus() -> None:
     sc = Scenario("unplugged", "heater draws nothing", duration_s=60, pv_w=1300, base_w=300,
                   meter_noise_w=2)

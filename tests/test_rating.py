@@ -99,6 +99,18 @@ def test_thermostat_cycles_do_not_pull_the_estimate() -> None:
     assert ctl.rating_learned_w == pytest.approx(true_w, rel=0.05)
 
 
+def test_thermostat_opening_counts_as_a_move() -> None:
+    """An opening the controller saw as a step (jump W, fraction held) is a ratio like a
+    closing; implausible jumps and small fractions teach nothing."""
+    est = RatingEstimator(CONFIGURED_W)
+    est.opened(1400.0, 1.0)
+    est.opened(700.0, 0.5)
+    est.opened(5000.0, 1.0)  # beyond 1.5x
+    est.opened(100.0, 0.05)  # too small a fraction to say
+    assert est.observations == 2
+    assert [r for r, _ in est.ratios] == [1400.0, 1400.0]
+
+
 @settings(max_examples=150, deadline=None)
 @given(data=st.lists(st.tuples(
     st.one_of(st.floats(-1e5, 1e5), st.sampled_from([math.nan, math.inf, -math.inf])),
@@ -134,11 +146,12 @@ def test_survives_a_restart(tmp_path) -> None:
 
     again = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
     RatingStore(tmp_path, again.estimator)
-    assert again.rating_learned_w == pytest.approx(learned, rel=0.01)
+    # the saved target; the live value was still following it (20 s time constant)
+    assert again.rating_learned_w == pytest.approx(learned, rel=0.02)
     assert again.confidence == pytest.approx(ctl.confidence, abs=0.01)
     grid_w = -1000.0
     again.step(grid_w, 1.0)  # the controller takes it at its first step
-    assert again.rating_w == pytest.approx(learned, rel=0.01)
+    assert again.rating_w == pytest.approx(learned, rel=0.02)
 
     other = AdaptiveController(ControlParams(rating_w=3000.0))  # rating changed meanwhile
     RatingStore(tmp_path, other.estimator)
