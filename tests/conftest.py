@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from influxhelp import start_influxd
+from relayhelp import relay_emulator, relay_system  # noqa: F401  (fixtures for every test)
 from syshelp import System, wait_for, worker_pids
 
 from vzdivert.testing.pigpiod_emulator import Event, PigpiodEmulator

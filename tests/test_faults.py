@@ -18,8 +18,6 @@ from syshelp import REPO, System, reading, stopped, vzlogger_post, wait_for
 
 from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 
-pytest_plugins = ["relayhelp"]  # the relay_system and relay_emulator fixtures
-
 
 def oversized_status(port: int, length: int) -> int:
     """Announce a huge body; the server must refuse it before reading it (413)."""

@@ -13,8 +13,6 @@ from syshelp import System, wait_for
 
 from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 
-pytest_plugins = ["relayhelp"]  # the relay_system and relay_emulator fixtures
-
 
 def test_surplus_beyond_the_pwm_switches_the_relay_and_the_pwm_takes_the_rest(
         relay_system: System, relay_emulator: PigpiodEmulator) -> None:
