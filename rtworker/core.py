@@ -110,7 +110,9 @@ class WorkerCore:
     def _control_params(self, cfg: Any) -> Any:
         """The controller decides the power of all loads together; at full power (boost,
         top-up) it is told that import is welcome."""
-        params = replace(params_from_config(cfg), rating_w=self.allocator.capacity_w)
+        capacity_w = cfg.load.rating_w + sum(r.rating_w for r in self.allocator.relays)
+        params = replace(params_from_config(cfg), rating_w=capacity_w)  # as configured:
+        # a new rating here means "learn afresh" to the estimator
         if getattr(self, "full_kind", ""):
             params = replace(params, target_w=FULL_POWER_TARGET_W)
         return params

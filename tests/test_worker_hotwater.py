@@ -166,3 +166,17 @@ def test_a_thermostat_that_opens_during_a_top_up_is_seen_and_not_counted() -> No
         rig.core.hot_water("topup", 0.0, 60.0, rig.t)
         rig.reading(500.0)
     assert rig.core.energy.wh == before
+
+
+
+def test_a_boost_keeps_the_learned_rating() -> None:
+    """Full power changes the controller's target, not its rating: what was learned stays
+    (a changed rating would tell the estimator to learn afresh)."""
+    rig = Rig()
+    importing(rig)
+    est = rig.core.controller.estimator
+    est.rating_w, est.ratios = 2400.0, [(2400.0, 1.0)]  # as if learned from earlier moves
+    rig.core.allocator.pwm_rating_w = 2400.0  # what the allocator runs the PWM load at
+    rig.mode("boost")
+    assert rig.core.full_kind == "boost"
+    assert est.rating_w == 2400.0 and est.ratios
