@@ -172,14 +172,32 @@ def check_table_points(points: Any) -> list[tuple[float, float]]:
     return out
 
 
-def _curve_points_check(value: list) -> str | None:
-    if not value:
+def _problem(parse: Callable[[Any], object]) -> Callable[[Any], str | None]:
+    """A schema check from a parser: a non-empty value it refuses (ValueError) is a problem,
+    named by the parser's own message."""
+    def check(value: Any) -> str | None:
+        try:
+            if value:
+                parse(value)
+        except ValueError as exc:
+            return str(exc)
         return None
-    try:
-        check_table_points(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return check
+
+
+def _parse_sensor(value: str) -> object:
+    from vzdivert.tanksensor import parse_sensor  # the sensor's module owns its syntax
+    return parse_sensor(value)
+
+
+def _parse_hhmm(value: str) -> object:
+    from vzdivert.guarantee import parse_hhmm
+    return parse_hhmm(value)
+
+
+_curve_points_check = _problem(check_table_points)
+_sensor_check = _problem(_parse_sensor)
+_hhmm_check = _problem(_parse_hhmm)
 
 
 def _timezone_check(value: str) -> str | None:
@@ -190,24 +208,6 @@ def _timezone_check(value: str) -> str | None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         return f"unknown time zone {value!r} (expected e.g. 'Europe/Berlin')"
-    return None
-
-
-def _sensor_check(value: str) -> str | None:
-    from vzdivert.tanksensor import parse_sensor
-    try:
-        parse_sensor(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _hhmm_check(value: str) -> str | None:
-    from vzdivert.guarantee import parse_hhmm
-    try:
-        value and parse_hhmm(value)
-    except ValueError as exc:
-        return str(exc)
     return None
 
 
