@@ -30,7 +30,9 @@ import_price = 0.30
 feed_in_price = 0.08
 currency = "EUR"
 """
-DAY = date(2026, 11, 29)
+# Known days lie in a past year: the live system records today, which must not fall in a
+# queried range whatever the date the suite runs on (2025-10-26 is that year's DST end).
+DAY = date(2025, 11, 29)
 
 
 def known_day(day: date) -> list[Minute]:
@@ -50,7 +52,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UISystem]:
     ui = UISystem(tmp_path_factory.mktemp("history"), extra=EXTRA, need_worker=True)
     ui.state_dir.mkdir(parents=True, exist_ok=True)
     conn = open_writer(ui.state_dir / DB_FILE)
-    write_minutes(conn, known_day(DAY) + known_day(date(2026, 10, 25)), BERLIN)
+    write_minutes(conn, known_day(DAY) + known_day(date(2025, 10, 26)), BERLIN)
     conn.close()
     try:
         yield ui.start()
@@ -63,24 +65,24 @@ def get(system: UISystem, path: str) -> requests.Response:
 
 
 def check_known_day(system: UISystem) -> None:
-    r = get(system, "/api/energy?period=day&from=2026-11-29&to=2026-11-29")
+    r = get(system, "/api/energy?period=day&from=2025-11-29&to=2025-11-29")
     assert r.status_code == 200
     assert r.json() == {"period": "day", "currency": "EUR", "rows": [
-        {"date": "2026-11-29", "diverted_wh": 21600.0, "import_wh": 43200.0,
+        {"date": "2025-11-29", "diverted_wh": 21600.0, "import_wh": 43200.0,
          "export_wh": 21600.0, "topup_wh": 0.0, "savings": 4.752}]}
-    month = get(system, "/api/energy?period=month&from=2026-01-01&to=2026-12-31").json()
+    month = get(system, "/api/energy?period=month&from=2025-01-01&to=2025-12-31").json()
     assert [(r["date"], r["diverted_wh"]) for r in month["rows"]] == [
-        ("2026-10-01", 23400.0), ("2026-11-01", 21600.0)]  # 25 h: 13 h afternoon
-    csv = get(system, "/api/export.csv?from=2026-11-29&to=2026-11-29&resolution=day")
+        ("2025-10-01", 23400.0), ("2025-11-01", 21600.0)]  # 25 h: 13 h afternoon
+    csv = get(system, "/api/export.csv?from=2025-11-29&to=2025-11-29&resolution=day")
     assert csv.headers["Content-Type"].startswith("text/csv")
     assert csv.text.splitlines() == ["date,import_wh,export_wh,diverted_wh,topup_wh,savings",
-                                     "2026-11-29,43200,21600,21600,0,4.752"]
-    lines = get(system, "/api/export.csv?from=2026-11-29&to=2026-11-29&resolution=minute"
+                                     "2025-11-29,43200,21600,21600,0,4.752"]
+    lines = get(system, "/api/export.csv?from=2025-11-29&to=2025-11-29&resolution=minute"
                 ).text.splitlines()
     assert lines[0] == "time,grid_w,power_w,duty,import_wh,export_wh,diverted_wh,topup_wh"
     assert len(lines) == 1 + 1440
-    assert lines[1] == "2026-11-29T00:00:00+01:00,3600,0,0,60,0,0,0"
-    assert lines[-1] == "2026-11-29T23:59:00+01:00,-1800,1800,0.5,0,30,30,0"
+    assert lines[1] == "2025-11-29T00:00:00+01:00,3600,0,0,60,0,0,0"
+    assert lines[-1] == "2025-11-29T23:59:00+01:00,-1800,1800,0.5,0,30,30,0"
 
 
 def test_a_known_day_before_and_after_a_restart(system: UISystem) -> None:
@@ -90,15 +92,15 @@ def test_a_known_day_before_and_after_a_restart(system: UISystem) -> None:
 
 
 def test_dst_day_has_25_hours(system: UISystem) -> None:
-    lines = get(system, "/api/export.csv?from=2026-10-25&to=2026-10-25&resolution=minute"
+    lines = get(system, "/api/export.csv?from=2025-10-26&to=2025-10-26&resolution=minute"
                 ).text.splitlines()
     assert len(lines) == 1 + 25 * 60
-    assert lines[1].startswith("2026-10-25T00:00:00+02:00")
-    assert lines[-1].startswith("2026-10-25T23:59:00+01:00")
-    r = get(system, "/api/history/range?view=day&date=2026-10-25").json()
+    assert lines[1].startswith("2025-10-26T00:00:00+02:00")
+    assert lines[-1].startswith("2025-10-26T23:59:00+01:00")
+    r = get(system, "/api/history/range?view=day&date=2025-10-26").json()
     assert r["to"] - r["from"] == 25 * 3600 and len(r["ts"]) == 25 * 60
-    year = get(system, "/api/history/range?view=year&date=2026-12-31").json()
-    # Oct 25: 13 of its 25 hours at 1800 W (today's point also holds the live system's)
+    year = get(system, "/api/history/range?view=year&date=2025-12-31").json()
+    # Oct 26: 13 of its 25 hours at 1800 W
     assert len(year["ts"]) == 2 and year["power_w"][0] == 936.0
 
 
@@ -194,5 +196,5 @@ def test_a_killed_recorder_is_restarted_and_its_data_kept(system: UISystem) -> N
         get(system, "/api/state").json()["processes"]["recorder"]), timeout_s=15,
         what="a new recorder")
     assert after["restarts"] == before["restarts"] + 1 and "SIGKILL" in after["last_exit"]
-    rows = get(system, "/api/energy?from=2026-10-25&to=2026-10-25").json()["rows"]
+    rows = get(system, "/api/energy?from=2025-10-26&to=2025-10-26").json()["rows"]
     assert (rows[0]["import_wh"], rows[0]["diverted_wh"]) == (43200.0, 23400.0)
