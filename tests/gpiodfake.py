@@ -297,3 +297,19 @@ def gpiod_over(kernel: Kernel) -> ModuleType:
     module.fake_modules = fresh  # everything to install together (gpiod.line, ...)
     kernel.layer = module
     return module
+
+
+def pi5(dev: Path, monkeypatch: Any, names: dict[int, str] | None = None) -> Kernel:
+    """A Pi 5 on an older kernel (the header's pinctrl-rp1 is gpiochip4, ``kernel.rp1``),
+    installed as the ``gpiod`` package the code under test imports."""
+    dev.mkdir(parents=True, exist_ok=True)
+    kernel = Kernel(dev)
+    for n, (label, lines) in enumerate((("gpio-brcmstb@107d508500", 32),
+                                        ("gpio-brcmstb@107d508520", 4),
+                                        ("gpio-brcmstb@107d517c00", 17),
+                                        ("gpio-brcmstb@107d517c20", 6))):
+        kernel.add_chip(n, label, lines)
+    kernel.rp1 = kernel.add_chip(4, "pinctrl-rp1", 54, names=names)
+    for name, module in gpiod_over(kernel).fake_modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return kernel

@@ -8,7 +8,7 @@ import inspect
 import sys
 
 import pytest
-from gpiodfake import CONSTANTS, Kernel, gpiod_over, make_ext
+from gpiodfake import CONSTANTS, Kernel, gpiod_over, make_ext, pi5
 
 from vzdivert.config import validate
 from vzdivert.output import OutputError, config_problems, force_off, gpiod_out, open_outputs
@@ -21,20 +21,8 @@ RELAYS = [{"name": "stage 2", "gpio": RELAY, "rating_w": 1000},
 
 @pytest.fixture
 def kernel(tmp_path, monkeypatch) -> Kernel:
-    """A Pi 5 on an older kernel: the header's pinctrl-rp1 is gpiochip4."""
-    dev = tmp_path / "dev"
-    dev.mkdir()
-    k = Kernel(dev)
-    for n, (label, lines) in enumerate((("gpio-brcmstb@107d508500", 32),
-                                        ("gpio-brcmstb@107d508520", 4),
-                                        ("gpio-brcmstb@107d517c00", 17),
-                                        ("gpio-brcmstb@107d517c20", 6))):
-        k.add_chip(n, label, lines)
-    k.rp1 = k.add_chip(4, "pinctrl-rp1", 54, names={RELAY: "GPIO17"})
-    layer = gpiod_over(k)
-    for name, module in layer.fake_modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(gpiod_out, "DEV_DIR", str(dev))
+    k = pi5(tmp_path / "dev", monkeypatch, names={RELAY: "GPIO17"})
+    monkeypatch.setattr(gpiod_out, "DEV_DIR", str(k.dev))
     return k
 
 
