@@ -327,3 +327,21 @@ def test_worker_write_failure_ends_with_every_relay_off(kernel, worker):
     feed_until(worker, lambda: worker.core.error != "", surplus_w=0.0)  # relay must go off
     relay.request.set_value = real
     assert line.electrical() == 0  # the failed write was followed by the safe state
+
+
+def test_safe_off_zeroes_the_pwm_when_the_relays_cannot_be_reached(
+        kernel, tree, tmp_path, monkeypatch, capsys) -> None:
+    """A driver-level problem (no gpiod here) fails check-config, but safe-off still puts
+    every output it can reach to 0 and names the ones it could not."""
+    from vzdivert import cli
+
+    duty = tree.rp1.add_channel(0, period=1_666_667, duty=900_000, enable=1) / "duty_cycle"
+    config = tmp_path / "vzdivert.toml"
+    config.write_text(f'[output]\ndriver = "sysfs"\nsysfs_root = "{tree.root}"\n'
+                      f'[[relays]]\nname = "stage 2"\ngpio = {RELAY}\nrating_w = 1000\n')
+    monkeypatch.setitem(sys.modules, "gpiod", None)
+    assert config_problems(validate({"output": {"driver": "sysfs"}, "relays": RELAYS}))
+    code = cli.main(["safe-off", "--config", str(config), "--runtime-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "FAILED" in err and "relay:stage 2: output.gpiod_chip" in err
+    assert duty.read_text().strip() == "0"
