@@ -10,7 +10,9 @@ and dtparam=strict_gpiod)."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import importlib
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +57,88 @@ class Line:
             return self.level
         return 1 if self.pull == C.BIAS_PULL_UP else 0
 
+    def claim(self, req: Request, consumer: str) -> None:
+        if self.owner is not None:
+            raise _err(errno.EBUSY)
+        self.owner, self.consumer = req, consumer
+
+    def unclaim(self, strict: bool) -> None:
+        self.owner, self.consumer, self.active_low = None, "", False
+        if strict:
+            self.output = False
+
+
+class FileLine:
+    """A Line shared between processes: its state in a JSON file, its owner an flock on a
+    lock file, which the kernel drops when the owning process dies (as it closes a line
+    request's fd). With ``strict`` a line nobody owns is an input, however it was left."""
+
+    FIELDS = ("output", "level", "pull", "active_low", "consumer", "writes")
+
+    def __init__(self, base: Path, strict: bool, name: str = ""):
+        self.name, self._base, self._strict = name, base, strict
+        self._lock_fd = -1
+        if not base.with_suffix(".json").exists():
+            self._save(dict(output=False, level=0, pull=C.BIAS_PULL_DOWN, active_low=False,
+                            consumer="", writes=[]))
+
+    def _load(self) -> dict[str, Any]:
+        return json.loads(self._base.with_suffix(".json").read_text())
+
+    def _save(self, data: dict[str, Any]) -> None:
+        tmp = self._base.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self._base.with_suffix(".json"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in FileLine.FIELDS:
+            raise AttributeError(name)
+        data = self._load()
+        if name == "output":
+            return data["output"] and not (self._strict and self.owner is None)
+        return data[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in FileLine.FIELDS:
+            object.__setattr__(self, name, value)
+            return
+        data = self._load()
+        data[name] = value
+        self._save(data)
+
+    @property
+    def owner(self) -> object | None:
+        """Someone holds the line (a probe lock fails), or None."""
+        if self._lock_fd >= 0:
+            return self
+        fd = os.open(self._base.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "another process"
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+        return None
+
+    def electrical(self) -> int:
+        return Line.electrical(self)
+
+    def claim(self, req: Request, consumer: str) -> None:
+        fd = os.open(self._base.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _err(errno.EBUSY) from None
+        if self._strict:
+            self.output = False  # whatever a dead owner left: an input now
+        self._lock_fd, self.consumer = fd, consumer
+
+    def unclaim(self, strict: bool) -> None:
+        self.consumer, self.active_low = "", False
+        os.close(self._lock_fd)
+        self._lock_fd = -1
+
 
 @dataclass
 class ChipState:
@@ -69,19 +153,55 @@ class ChipState:
 class Kernel:
     """Every simulated chip, by device path; the device nodes are plain files in ``dev``."""
 
-    def __init__(self, dev: Path):
-        self.dev = dev
+    def __init__(self, dev: Path, shared: bool = False):
+        self.dev, self.shared = dev, shared
         self.chips: dict[str, ChipState] = {}
-        self.layer: ModuleType | None = None  # the gpiod package loaded over this kernel
+        self._layer: ModuleType | None = None
+
+    @property
+    def layer(self) -> ModuleType:
+        """The gpiod package loaded over this kernel (in a child process: the one imported)."""
+        return self._layer or sys.modules["gpiod"]
+
+    @layer.setter
+    def layer(self, module: ModuleType) -> None:
+        self._layer = module
 
     def add_chip(self, number: int, label: str, num_lines: int = 54,
-                 names: dict[int, str] | None = None, **kw: Any) -> ChipState:
+                 names: dict[int, str] | None = None, strict: bool = False,
+                 **kw: Any) -> ChipState:
+        """A chip; ``shared``: its lines in files under dev/.gpio, for other processes too
+        (``Kernel.load`` there), and the chip listed in dev/.gpio/chips.json."""
         path = self.dev / f"gpiochip{number}"
         path.touch()
-        lines = [Line(name=(names or {}).get(i, "")) for i in range(num_lines)]
-        chip = ChipState(str(path), path.name, label, lines, **kw)
+        if self.shared:
+            state = self.dev / ".gpio"
+            state.mkdir(exist_ok=True)
+            lines = [FileLine(state / f"{path.name}.{i}", strict, (names or {}).get(i, ""))
+                     for i in range(num_lines)]
+            listed = state / "chips.json"
+            chips = json.loads(listed.read_text()) if listed.exists() else []
+            chips.append(dict(number=number, label=label, num_lines=num_lines, strict=strict))
+            listed.write_text(json.dumps(chips))
+        else:
+            lines = [Line(name=(names or {}).get(i, "")) for i in range(num_lines)]
+        chip = ChipState(str(path), path.name, label, lines, strict=strict, **kw)
         self.chips[str(path)] = chip
         return chip
+
+    @classmethod
+    def load(cls, dev: Path) -> Kernel:
+        """Another process's view of a shared kernel."""
+        kernel = cls(dev)
+        kernel.shared = True
+        for chip in json.loads((dev / ".gpio" / "chips.json").read_text()):
+            base = dev / ".gpio" / f"gpiochip{chip['number']}"
+            lines = [FileLine(base.with_name(f"{base.name}.{i}"), chip["strict"])
+                     for i in range(chip["num_lines"])]
+            path = str(dev / f"gpiochip{chip['number']}")
+            kernel.chips[path] = ChipState(path, Path(path).name, chip["label"], lines,
+                                           strict=chip["strict"])
+        return kernel
 
 
 class LineSettings:
@@ -129,7 +249,7 @@ def _apply(line: Line, settings: LineSettings, value: int) -> None:
     if settings.direction == C.DIRECTION_OUTPUT:
         line.output = True
         line.level = int(bool(value) != settings.active_low)
-        line.writes.append(line.level)
+        line.writes = [*line.writes, line.level]
     elif settings.direction == C.DIRECTION_INPUT:
         line.output = False
     if settings.bias in (C.BIAS_PULL_UP, C.BIAS_PULL_DOWN, C.BIAS_DISABLED):
@@ -154,10 +274,7 @@ class Request:
         self._live = False
         os.close(self._fd)
         for offset in self._offsets:
-            line = self._chip.lines[offset]
-            line.owner, line.consumer, line.active_low = None, "", False
-            if self._chip.strict:
-                line.output = False
+            self._chip.lines[offset].unclaim(self._chip.strict)
 
     def get_values(self, offsets: list[int], values: list[Any]) -> None:
         value = self._kernel.layer.line.Value  # the C ext builds these too
@@ -171,7 +288,7 @@ class Request:
             raise _err(errno.EPERM)
         for line, value in zip(lines, values.values(), strict=True):
             line.level = int(bool(getattr(value, "value", value)) != line.active_low)
-            line.writes.append(line.level)
+            line.writes = [*line.writes, line.level]
 
     def reconfigure_lines(self, line_cfg: LineConfig) -> None:
         items = line_cfg.items()
@@ -249,13 +366,18 @@ def make_ext(kernel: Kernel) -> ModuleType:
                 if offset >= len(self._state.lines):
                     raise _err(errno.EINVAL)
                 _validate(settings)
-                if self._state.lines[offset].owner is not None:
-                    raise _err(errno.EBUSY)
             req = Request(kernel, self._state, [offset for offset, _s, _v in items])
+            claimed = []
+            try:
+                for offset, _settings, _value in items:
+                    self._state.lines[offset].claim(req, consumer or "?")
+                    claimed.append(offset)
+            except OSError:
+                for offset in claimed:
+                    self._state.lines[offset].unclaim(False)
+                raise
             for offset, settings, value in items:
-                line = self._state.lines[offset]
-                line.owner, line.consumer = req, consumer or "?"
-                _apply(line, settings, value)
+                _apply(self._state.lines[offset], settings, value)
             return req
 
         def read_info_event(self) -> Any:
