@@ -103,7 +103,7 @@ class GpiodSwitch(Switch):
         where = f"{what} GPIO {self.gpio} on {self.chip_path}"
         if exc.errno == errno.EBUSY:
             return f"{where}: in use by {self._consumer() or 'another program'}"
-        if exc.errno in (errno.EACCES, errno.EPERM):
+        if exc.errno == errno.EACCES:
             return f"{where}: permission denied: {_PERMISSION_HINT}"
         return f"{where}: {exc.strerror or exc}"
 
@@ -116,10 +116,11 @@ class GpiodSwitch(Switch):
         return repr(consumer) if consumer else ""
 
     def _settings(self, on: bool) -> Any:
-        line, off_pull = self.gpiod.line, "PULL_UP" if self.active_low else "PULL_DOWN"
+        line = self.gpiod.line
         return self.gpiod.LineSettings(
             direction=line.Direction.OUTPUT, active_low=self.active_low,
-            bias=getattr(line.Bias, off_pull),  # where an input line rests: off
+            # where the line rests once it is an input again: the relay's off level
+            bias=line.Bias.PULL_UP if self.active_low else line.Bias.PULL_DOWN,
             output_value=line.Value.ACTIVE if on else line.Value.INACTIVE)
 
     def set(self, duty: float) -> None:
