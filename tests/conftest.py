@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from influxhelp import start_influxd
+from pwmfake import tree  # noqa: F401  (the fake /sys/class/pwm, for every test)
 from relayhelp import relay_emulator, relay_system  # noqa: F401  (fixtures for every test)
 from syshelp import System, wait_for, worker_pids
 

@@ -207,3 +207,28 @@ def test_cli_doctor(root: Path, system: System) -> None:
                          timeout=60)
     assert out.returncode == 1, out.stderr  # the clock flag is missing in this root
     assert len(out.stdout.splitlines()) == 7 and "ok    service" in out.stdout
+
+
+def test_relays_on_a_pi5_check_gpiod_and_the_chip(root: Path, monkeypatch) -> None:
+    from gpiodfake import pi5
+
+    relays = [{"name": "stage 2", "gpio": 17, "rating_w": 1000}]
+    d = make(root, output={"driver": "sysfs"}, relays=relays)
+    names = [c.__name__ for c in d.checks()]
+    assert names[3] == "gpiochip" and "gpiochip" not in \
+        [c.__name__ for c in make(root, output={"driver": "sysfs"}).checks()]  # no relays
+    monkeypatch.setitem(sys.modules, "gpiod", None)
+    check = d.gpiochip()
+    assert not check.ok and check.fix.startswith("pip install 'gpiod>=2.1'")
+    kernel = pi5(root / "dev", monkeypatch)
+    check = d.gpiochip()
+    assert not check.ok and "may not use gpiochip4" in check.detail
+    os.chown(kernel.rp1.path, 0, 997)
+    os.chmod(kernel.rp1.path, 0o660)
+    check = d.gpiochip()
+    assert check.ok and check.line() == ("ok    gpiochip  gpiochip4 (pinctrl-rp1) for the "
+                                         "relays on GPIO 17")
+    kernel.rp1.label = "pinctrl-rp2"
+    check = make(root, output={"driver": "sysfs"}, relays=relays).gpiochip()
+    assert not check.ok and "no GPIO chip labelled 'pinctrl-rp1'" in check.detail
+    assert "gpiodetect" in check.fix

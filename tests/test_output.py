@@ -158,12 +158,3 @@ def test_force_off_without_pigpiod_names_the_output() -> None:
     cfg = validate({"output": {"driver": "pigpio", "pigpio_port": 1}})
     with pytest.raises(OutputError, match="load: cannot reach pigpiod"):
         force_off(cfg, "/tmp")
-
-
-def test_sysfs_driver_refuses_relays_by_name() -> None:
-    from vzdivert.output import config_problems
-
-    cfg = validate({"output": {"driver": "sysfs"},
-                    "relays": [{"name": "stage 2", "gpio": 17, "rating_w": 1000}]})
-    problems = config_problems(cfg)
-    assert any("relay:stage 2" in p and "not supported" in p for p in problems)

@@ -157,3 +157,16 @@ def test_cli_dry_run(root: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "would   create system user vzdivert in group gpio" in out.stdout
     assert not (root / "etc/vzdivert").exists()
+
+
+def test_pi5_relays_need_the_gpiod_bindings(root: Path, monkeypatch) -> None:
+    (root / "proc/device-tree").mkdir(parents=True)
+    (root / "proc/device-tree/model").write_text("Raspberry Pi 5 Model B Rev 1.0\0")
+    write_config(root, '[output]\ndriver = "sysfs"\n')
+    assert "libgpiod" not in run_setup(root, dry_run=True)[1]  # no relays: not needed
+    write_config(root, '[output]\ndriver = "sysfs"\n[load]\nbypass_gpio = 23\n')
+    out = run_setup(root, dry_run=True)[1]
+    assert "ok      libgpiod bindings (gpiod 2." in out
+    monkeypatch.setitem(sys.modules, "gpiod", None)
+    out = run_setup(root, dry_run=True)[1]
+    assert "relays and the bypass with output.driver = 'sysfs' need the gpiod package" in out

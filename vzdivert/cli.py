@@ -45,11 +45,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_safe_off(args: argparse.Namespace) -> int:
-    """For systemd's ExecStopPost (runs after crashes too) and for people at the console."""
+    """For systemd's ExecStopPost (runs after crashes too) and for people at the console.
+    Only the schema is checked: a driver-level problem (a relay's GPIO chip missing) must not
+    keep the other outputs from going off; force_off names each one it could not reach."""
     from vzdivert import bus
     from vzdivert.output import OutputError, force_off
 
-    cfg = load_or_exit(args.config)
+    try:
+        cfg = configmod.load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     runtime_dir = (args.runtime_dir or bus.find_runtime_dir(cfg.state.dir)
                    or bus.make_runtime_dir())
     try:

@@ -291,7 +291,8 @@ SCHEMA: tuple[Key, ...] = (
         "import, so the heater yields surplus to a battery that regulates to zero more slowly "
         "than we do; 0 = off.", min=0, max=10_000, unit="W"),
     Key("output", "driver", str, "pigpio",
-        "Output back-end: pigpio (Pi <= 4), sysfs (kernel PWM, Pi 5) or sim (no hardware).",
+        "Output back-end: pigpio (Pi <= 4), sysfs (kernel PWM, Pi 5; relays through libgpiod) "
+        "or sim (no hardware).",
         choices=("pigpio", "sim", "sysfs")),
     Key("output", "gpio", int, 12,
         "BCM GPIO of the PWM output; 12, 13, 18 and 19 use hardware PWM.", min=0, max=53),
@@ -312,6 +313,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("output", "sysfs_channel", int, -1,
         "PWM channel (sysfs driver); -1: from the GPIO (Pi 5: 12, 13, 18, 19 -> 0-3).",
         min=-1, max=15),
+    Key("output", "gpiod_chip", str, "pinctrl-rp1",
+        "GPIO chip of the relays and the bypass with the sysfs driver (through libgpiod): its "
+        "label, or a device path such as /dev/gpiochip4; pinctrl-rp1 is the Pi 5's header."),
     Key("load", "rating_w", float, 2000.0, "Power the load draws at full output.",
         min=1, max=100_000, unit="W", tunable=True),
     Key("load", "curve", str, "linear",

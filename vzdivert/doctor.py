@@ -48,8 +48,16 @@ class Doctor:
         self.systemctl, self.min_free_bytes = systemctl, min_free_bytes
 
     def checks(self) -> list[Callable[[], Check]]:
-        return [self.service, self.output, self.gpio, self.meter, self.clock, self.realtime,
-                self.disk]
+        checks = [self.service, self.output, self.gpio, self.meter, self.clock, self.realtime,
+                  self.disk]
+        if self.cfg.output.driver == "sysfs" and self.switch_gpios():
+            checks.insert(3, self.gpiochip)  # relays on a Pi 5 go through libgpiod
+        return checks
+
+    def switch_gpios(self) -> list[int]:
+        from vzdivert.output import output_specs
+
+        return [s.gpio for s in output_specs(self.cfg) if s.kind == "switch"]
 
     def service(self) -> Check:
         if self.host.systemd_booted:
@@ -117,6 +125,29 @@ class Doctor:
         return Check("gpio", False, f"group {GPIO_GROUP} may not write {export}",
                      "Raspberry Pi OS's udev rule (99-com.rules) gives gpio the PWM "
                      "files; add it on other systems (docs/install.md)")
+
+    def gpiochip(self) -> Check:
+        """The relays' GPIO chip (driver sysfs): the gpiod package, the chip, its group."""
+        from vzdivert.output import OutputError
+        from vzdivert.output.gpiod_out import find_chip, load_gpiod
+
+        want = self.cfg.output.gpiod_chip
+        try:
+            gpiod = load_gpiod()
+            chip = Path(find_chip(gpiod, str(self.host.path(want)) if want.startswith("/")
+                                  else want, self.host.path("/dev")))
+        except OutputError as exc:
+            fix = ("pip install 'gpiod>=2.1' into vzdivert's environment"
+                   if "pip install" in str(exc) else
+                   "set [output] gpiod_chip to the label or path gpiodetect shows")
+            return Check("gpiochip", False, str(exc).removeprefix("output.gpiod_chip: "), fix)
+        gpios = ", ".join(map(str, self.switch_gpios()))
+        st = chip.stat()
+        if st.st_gid != self.host.group_id(GPIO_GROUP) or st.st_mode & 0o060 != 0o060:
+            return Check("gpiochip", False, f"group {GPIO_GROUP} may not use {chip.name}",
+                         "Raspberry Pi OS's udev rule (99-com.rules) gives gpio the "
+                         "/dev/gpiochip* nodes; add it on other systems (docs/install.md)")
+        return Check("gpiochip", True, f"{chip.name} ({want}) for the relays on GPIO {gpios}")
 
     def meter(self) -> Check:
         limit = self.cfg.watchdog.stale_after_s

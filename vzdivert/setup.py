@@ -163,8 +163,23 @@ class Setup:
             else:
                 self.left.append(f"add dtoverlay=pwm-2chan to {self.host.boot_config()} and "
                                  "reboot (kernel PWM on GPIO 12/13 for the sysfs driver)")
+            load = raw.get("load") if isinstance(raw.get("load"), dict) else {}
+            if raw.get("relays") or load.get("bypass_gpio", -1) >= 0:
+                self.gpiod_bindings()
         else:
             self.say("ok", f"output driver {driver}: no hardware to prepare")
+
+    def gpiod_bindings(self) -> None:
+        """Relays with the sysfs driver go through libgpiod's 2.x Python bindings."""
+        from vzdivert.output import OutputError
+        from vzdivert.output.gpiod_out import load_gpiod
+
+        try:
+            gpiod = load_gpiod()
+        except OutputError as exc:
+            self.left.append(str(exc).removeprefix("output.gpiod_chip: "))
+            return
+        self.say("ok", f"libgpiod bindings (gpiod {gpiod.__version__}) for the relays")
 
     def pigpiod(self) -> None:
         if not any(self.host.path(p).exists() for p in PIGPIOD_BINARIES):

@@ -1,6 +1,7 @@
 """Kernel PWM through sysfs (/sys/class/pwm): the Raspberry Pi 5 path (pigpio does not run
 there) and any board with a kernel PWM driver. The chip is found by its device path, because
-its number changes between kernels; like pigpio's hardware PWM it outlives our process."""
+its number changes between kernels; like pigpio's hardware PWM it outlives our process.
+Relays and the bypass go through libgpiod (gpiod_out), since sysfs GPIO is gone there."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vzdivert.output.base import Backend, Output, OutputError, OutputSpec
+from vzdivert.output.base import Backend, Output, OutputError, OutputSpec, Switch
+from vzdivert.output.gpiod_out import GpioLines
 
 PI5_CHANNELS = {12: 0, 13: 1, 18: 2, 19: 3}  # RP1 PWM0 channel per GPIO (domain.md §4)
 EXPORT_WAIT_S = 2.0  # udev fixes the permissions of a freshly exported channel asynchronously
@@ -171,15 +173,33 @@ class SysfsOutput(Output):
 
 
 class SysfsBackend(Backend):
+    """Kernel PWM for the PWM load; relays and the bypass on GPIO lines through libgpiod."""
+
+    def __init__(self, runtime_dir: str | Path):
+        super().__init__(runtime_dir)
+        self._lines: GpioLines | None = None
+
     def pwm(self, spec: OutputSpec) -> SysfsOutput:
         return SysfsOutput(spec.section)
 
+    def lines(self, section: Any) -> GpioLines:
+        if self._lines is None:
+            self._lines = GpioLines(section.gpiod_chip)
+        return self._lines
+
+    def switch(self, spec: OutputSpec) -> Switch:
+        return self.lines(spec.section).switch(spec.gpio, spec.active_low)
+
     def problems(self, specs: list[OutputSpec]) -> list[str]:
+        """The PWM section's checks; with relays, also that libgpiod and the chip are there
+        (reads the chip labels, changes no line)."""
         problems = [p for spec in specs if spec.kind == "pwm"
                     for p in config_problems(spec.section)]
-        switches = [spec.name for spec in specs if spec.kind == "switch"]
-        if switches:  # plain GPIO on a Pi 5 wants libgpiod (sysfs GPIO is gone there)
-            problems.append(f"{', '.join(switches)}: relays and the bypass are not supported "
-                            f"with output.driver = 'sysfs' yet (libgpiod back-end missing); "
-                            f"use pigpio (Pi <= 4) or remove them")
+        switches = [spec for spec in specs if spec.kind == "switch"]
+        if switches:
+            try:
+                self.lines(switches[0].section).locate()
+            except OutputError as exc:
+                names = ", ".join(spec.name for spec in switches)
+                problems.append(f"{exc} (needed by {names})")
         return problems
