@@ -118,7 +118,7 @@ class WorkerCore:
         # a new rating here means "learn afresh" to the estimator; with several loads the
         # controller does not learn, and the sum of the ratings in use is what it can place
         if getattr(self, "learning", None) is not None:
-            capacity_w = self._pwm_rating_w() + sum(r.rating_w for r in self.allocator.relays)
+            capacity_w = self.allocator.capacity_w
         params = replace(params_from_config(cfg), rating_w=capacity_w)
         if getattr(self, "full_kind", ""):
             params = replace(params, target_w=FULL_POWER_TARGET_W)
@@ -162,8 +162,7 @@ class WorkerCore:
         on[self.learning.bypass] = alloc.bypass
         self.learning.step(grid_w, dt_s, self.curve.power_fraction(self.levels[PWM_NAME]), on,
                            self.controller.saturated)
-        capacity_w = self.learning.pwm_rating_w() + sum(
-            self.learning.relay_rating_w(relay.name) for relay in alloc.relays)
+        capacity_w = self.learning.use(alloc)
         if abs(capacity_w - self.controller.configured.rating_w) > RETUNE_SHARE * capacity_w:
             command_w = self.controller.command_w  # watts stay watts: no bump
             self.controller.update_params(self._control_params(self.cfg))
@@ -257,10 +256,8 @@ class WorkerCore:
             forced.update({relay.name: False for relay in alloc.relays})
         pwm_hold = self.holds.active(self.pwm_load)  # one that lets control run on
         rating_w = alloc.pwm_rating_w = self._pwm_rating_w()
-        if self.learning is not None:  # the relays' thresholds and the PWM's compensation
-            for relay in alloc.relays:
-                relay.rating_w = self.learning.relay_rating_w(relay.name)
-            alloc.bypass_rating_w = self.learning.bypass_rating_w()
+        if self.learning is not None:
+            self.learning.use(alloc)
         held_w = 0.0 if pwm_hold is None else self.curve.power_fraction(pwm_hold.level) * rating_w
         want_w = self.controller.command_w
         if want_w >= self.controller.rating_w:  # full: every load full, whatever is learned
@@ -499,10 +496,10 @@ class WorkerCore:
         self.allocator.margin_w = cfg.load.relay_margin_w
         self.allocator.on_after_s = cfg.load.relay_on_after_s
         self.allocator.off_after_s = cfg.load.relay_off_after_s
-        self.controller.update_params(self._control_params(cfg), learn=self._learns(cfg))
         if self.learning is not None:
             self.learning.set_configured(cfg.load.rating_w, cfg.control.max_delay_samples,
                                          cfg.load.learn_rating)
+        self.controller.update_params(self._control_params(cfg), learn=self._learns(cfg))
         self.tank.limits = limits_from_config(cfg)
 
     def mode(self) -> str:

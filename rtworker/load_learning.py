@@ -20,6 +20,7 @@ from bisect import bisect_left
 from itertools import accumulate
 from typing import Any
 
+from vzdivert.rtworker.allocator import Allocator
 from vzdivert.rtworker.rating import RatingEstimator
 
 SAMPLES = 9          # recent switches kept per load
@@ -179,6 +180,15 @@ class LoadLearning:
             return self.pwm_rating_w()
         conf = self.pwm.configured_w
         return min(max(r.value * self.pwm_rating_w(), LOW * conf), HIGH * conf)
+
+    def use(self, alloc: Allocator) -> float:
+        """Put the ratings in use into the allocator (the relays' thresholds, the PWM
+        load's room and its compensation at a switch, the bypass); returns the capacity."""
+        for relay in alloc.relays:
+            relay.rating_w = self.relay_rating_w(relay.name)
+        alloc.bypass_rating_w = self.bypass_rating_w()
+        alloc.pwm_rating_w = self.pwm_rating_w()
+        return alloc.capacity_w
 
     def learned(self, name: str) -> tuple[float, float]:
         """(learned W, confidence) of a load by name, whether or not it is used."""
