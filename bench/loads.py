@@ -102,6 +102,12 @@ class Ours:
         levels = self.core.levels
         return levels[PWM_NAME], [levels[n] >= 0.5 for n in self.names]
 
+    def learned(self) -> list[float]:
+        """The relays' learned ratings (W)."""
+        learning = self.core.learning
+        assert learning is not None
+        return [learning.learned(f"r{i}")[0] for i in range(len(self.names))]
+
 
 class Sink:
     def add(self, power_w: float, dt_s: float, load: str | None = None) -> None:
@@ -180,6 +186,7 @@ class Result:
     ideal_wh: float
     switches_per_h: float
     learned_w: list[float] = field(default_factory=list)  # ours: relays' at LEARNED_AT_S
+    learned_end_w: list[float] = field(default_factory=list)  # ... and at the end
 
 
 def run(name: str, engine: str, seed: int = 1, overrides: dict[str, float] | None = None
@@ -198,13 +205,12 @@ def run(name: str, engine: str, seed: int = 1, overrides: dict[str, float] | Non
         if not warm and house.t_s >= WARM_UP_S - 1e-6:  # start-up min_off is behind us
             house.tally, house.relay_switches, warm = Tally(), 0, True
         if isinstance(eng, Ours) and not learned and house.t_s >= LEARNED_AT_S - 1e-6:
-            learning = eng.core.learning
-            assert learning is not None
-            learned = [learning.learned(f"r{i}")[0] for i in range(len(relays))]
+            learned = eng.learned()
     tally = house.tally
     hours = (house.t_s - WARM_UP_S) / HOUR_S
     return Result(tally.loss_wh, tally.exported_wh, tally.caused_import_wh, tally.diverted_wh,
-                  tally.ideal_wh, house.relay_switches / hours, learned)
+                  tally.ideal_wh, house.relay_switches / hours, learned,
+                  eng.learned() if isinstance(eng, Ours) else [])
 
 
 def table(seed: int, overrides: dict[str, float]) -> tuple[float, float]:
@@ -254,7 +260,7 @@ def wrong_rows(seeds: int, overrides: dict[str, float]) -> None:
     learning on and off, and what was learned after LEARNED_AT_S."""
     print(f"\nRelays drawing 1300 W and 1400 W, configured 1000 W and 2000 W (1.3x, 0.7x); "
           f"loss above the oracle in Wh; learned relay ratings after {LEARNED_AT_S:g} s "
-          f"(learning on):\n")
+          f"and at the end of the hour (learning on):\n")
     print("| scenario | seed | learning on | learning off | threshold | on / off | "
           "learned r0 (1300) | learned r1 (1400) | switches/h |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -269,7 +275,8 @@ def wrong_rows(seeds: int, overrides: dict[str, float]) -> None:
             total["on"] += above_on
             total["off"] += above_off
             print(f"| {name} | {seed} | {above_on:.1f} | {above_off:.1f} | {thr:.1f} | "
-                  f"{above_on / above_off:.3f} | {on.learned_w[0]:.0f} | {on.learned_w[1]:.0f} "
+                  f"{above_on / above_off:.3f} | {on.learned_w[0]:.0f} / {on.learned_end_w[0]:.0f} "
+                  f"| {on.learned_w[1]:.0f} / {on.learned_end_w[1]:.0f} "
                   f"| {on.switches_per_h:.0f} |")
     print(f"\nSum above the oracle: learning on {total['on']:.1f} Wh, off {total['off']:.1f} Wh "
           f"({total['on'] / total['off']:.3f}x).")
