@@ -1,14 +1,15 @@
 """Several loads on the house simulator: a PWM heater plus one or two relay stages, driven by
 the worker's own core (controller + allocator, on a simulated clock), by a Mk2-style
 threshold engine, and by an oracle. Prints loss above the oracle and relay switches per
-hour. Run: python bench/control.py --loads  (or python bench/loads.py [--seeds K])"""
+hour; then relays that draw other than configured, with learning on and off. Run:
+python bench/control.py --loads  (or python bench/loads.py [--seeds K])"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -55,6 +56,22 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[RelayLoad, ...]]] = {
         duration_s=HOUR_S + WARM_UP_S, pv_w=3600, pv_flicker_w=10, cloud_gap_s=120, cloud_len_s=60,
         cloud_depth=(0.3, 0.7), base_w=400, base_noise_w=25), (RelayLoad(1000),)),
 }
+# relays drawing 1.3x and 0.7x what is configured (1000 W and 2000 W): scenario, configured
+_CLOUDS = SCENARIOS["clouds_5k"][0]
+_MIDDAY = SCENARIOS["midday_5k"][0]
+WRONG: dict[str, tuple[Scenario, tuple[RelayLoad, ...]]] = {
+    "wrong_clouds": (replace(_CLOUDS, name="wrong_clouds"), (RelayLoad(1300), RelayLoad(1400))),
+    "wrong_midday": (replace(_MIDDAY, name="wrong_midday"), (RelayLoad(1300), RelayLoad(1400))),
+    "wrong_cycling": (Scenario(
+        "wrong_cycling", "5 kW PV; a 4.5 kW appliance (an oven, a heat pump) on for 5 min "
+        "every 10 min, household noise, fridge, kettle: the relays switch often",
+        duration_s=HOUR_S + WARM_UP_S, pv_w=5000, pv_flicker_w=10, base_w=300,
+        base_noise_w=30, steps=((0, 0), (300, 4500)), steps_repeat_s=600, fridge_w=110,
+        fridge_on_s=240, fridge_off_s=420, kettle_w=2000, kettle_gap_s=900),
+        (RelayLoad(1300), RelayLoad(1400))),
+}
+CONFIGURED_W = {name: (1000.0, 2000.0) for name in WRONG}
+LEARNED_AT_S = 900.0  # the relays' learned ratings are read after this much operation
 ENGINES = ("ours", "threshold", "oracle")
 MIN_ON_OFF_S = 60.0  # ours: the example's minimum on/off (the threshold engine uses 5 min)
 
@@ -62,11 +79,15 @@ MIN_ON_OFF_S = 60.0  # ours: the example's minimum on/off (the threshold engine 
 class Ours:
     """The worker's core as it runs in the worker, on the simulator's clock."""
 
-    def __init__(self, relays: tuple[RelayLoad, ...], overrides: dict[str, float]):
-        load = {"rating_w": RATING_W, "curve": ACTUATOR}
+    def __init__(self, relays: tuple[RelayLoad, ...], overrides: dict[str, float],
+                 configured_w: tuple[float, ...] | None = None):
+        load: dict = {"rating_w": RATING_W, "curve": ACTUATOR}
         load.update({k: v for k, v in overrides.items() if k.startswith("relay_")})
+        if "learn_rating" in overrides:
+            load["learn_rating"] = bool(overrides["learn_rating"])
+        rated = configured_w or tuple(r.rating_w for r in relays)
         cfg = validate({"load": load, "relays": [
-            {"name": f"r{i}", "gpio": 20 + i, "rating_w": r.rating_w,
+            {"name": f"r{i}", "gpio": 20 + i, "rating_w": rated[i],
              "min_on_s": overrides.get("min_on_s", MIN_ON_OFF_S),
              "min_off_s": overrides.get("min_off_s", MIN_ON_OFF_S)}
             for i, r in enumerate(relays)]})
@@ -80,6 +101,12 @@ class Ours:
             self.core.write_ok(plan)
         levels = self.core.levels
         return levels[PWM_NAME], [levels[n] >= 0.5 for n in self.names]
+
+    def learned(self) -> list[float]:
+        """The relays' learned ratings (W)."""
+        learning = self.core.learning
+        assert learning is not None
+        return [learning.learned(f"r{i}")[0] for i in range(len(self.names))]
 
 
 class Sink:
@@ -95,7 +122,8 @@ class Threshold:
 
     ON_EXPORT_W, OFF_IMPORT_W, MIN_S, WINDOW_S, MIN_WINDOW_S = 1000.0, 200.0, 300.0, 600.0, 60.0
 
-    def __init__(self, relays: tuple[RelayLoad, ...], overrides: dict[str, float]):
+    def __init__(self, relays: tuple[RelayLoad, ...], overrides: dict[str, float],
+                 configured_w: tuple[float, ...] | None = None):
         cfg = validate({"load": {"rating_w": RATING_W, "curve": ACTUATOR}})
         self.ctl = Controller(params_from_config(cfg))
         self.curve = make_curve(ACTUATOR)
@@ -130,7 +158,8 @@ class Oracle:
     draw; picks the relays and the PWM power that leave the least export and import, with
     no minimum on/off times: a lower bound for any engine."""
 
-    def __init__(self, relays: tuple[RelayLoad, ...], overrides: dict[str, float]):
+    def __init__(self, relays: tuple[RelayLoad, ...], overrides: dict[str, float],
+                 configured_w: tuple[float, ...] | None = None):
         self.n = len(relays)
 
     def act(self, grid_w: float, t: float, house: House) -> tuple[float, list[bool]]:
@@ -156,26 +185,32 @@ class Result:
     diverted_wh: float
     ideal_wh: float
     switches_per_h: float
+    learned_w: list[float] = field(default_factory=list)  # ours: relays' at LEARNED_AT_S
+    learned_end_w: list[float] = field(default_factory=list)  # ... and at the end
 
 
 def run(name: str, engine: str, seed: int = 1, overrides: dict[str, float] | None = None
         ) -> Result:
-    scenario, relays = SCENARIOS[name]
+    scenario, relays = SCENARIOS[name] if name in SCENARIOS else WRONG[name]
     house = House(scenario, seed=seed, dt_s=1.0, meter_delay_samples=1, actuator=ACTUATOR,
                   rating_w=RATING_W, relays=relays)
     eng = {"ours": Ours, "threshold": Threshold, "oracle": Oracle}[engine](
-        relays, overrides or {})
+        relays, overrides or {}, CONFIGURED_W.get(name))
     grid_w = house.step(0.0, [False] * len(relays))
     warm = False
+    learned: list[float] = []
     while not house.finished:
         duty, on = eng.act(grid_w, house.t_s, house)
         grid_w = house.step(duty, on)
         if not warm and house.t_s >= WARM_UP_S - 1e-6:  # start-up min_off is behind us
             house.tally, house.relay_switches, warm = Tally(), 0, True
+        if isinstance(eng, Ours) and not learned and house.t_s >= LEARNED_AT_S - 1e-6:
+            learned = eng.learned()
     tally = house.tally
     hours = (house.t_s - WARM_UP_S) / HOUR_S
     return Result(tally.loss_wh, tally.exported_wh, tally.caused_import_wh, tally.diverted_wh,
-                  tally.ideal_wh, house.relay_switches / hours)
+                  tally.ideal_wh, house.relay_switches / hours, learned,
+                  eng.learned() if isinstance(eng, Ours) else [])
 
 
 def table(seed: int, overrides: dict[str, float]) -> tuple[float, float]:
@@ -220,6 +255,33 @@ def seed_rows(seeds: int, overrides: dict[str, float]) -> None:
         print(f"| {seed} | {above['ours'] / above['threshold']:.3f} | {switches:.0f} |")
 
 
+def wrong_rows(seeds: int, overrides: dict[str, float]) -> None:
+    """Relays drawing 1.3x and 0.7x their configured ratings: loss above the oracle with
+    learning on and off, and what was learned after LEARNED_AT_S."""
+    print(f"\nRelays drawing 1300 W and 1400 W, configured 1000 W and 2000 W (1.3x, 0.7x); "
+          f"loss above the oracle in Wh; learned relay ratings after {LEARNED_AT_S:g} s "
+          f"and at the end of the hour (learning on):\n")
+    print("| scenario | seed | learning on | learning off | threshold | on / off | "
+          "learned r0 (1300) | learned r1 (1400) | switches/h |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    total = {"on": 0.0, "off": 0.0}
+    for name in WRONG:
+        for seed in range(1, seeds + 1):
+            oracle = run(name, "oracle", seed).loss_wh
+            on = run(name, "ours", seed, {**overrides, "learn_rating": 1.0})
+            off = run(name, "ours", seed, {**overrides, "learn_rating": 0.0})
+            thr = run(name, "threshold", seed).loss_wh - oracle
+            above_on, above_off = on.loss_wh - oracle, off.loss_wh - oracle
+            total["on"] += above_on
+            total["off"] += above_off
+            print(f"| {name} | {seed} | {above_on:.1f} | {above_off:.1f} | {thr:.1f} | "
+                  f"{above_on / above_off:.3f} | {on.learned_w[0]:.0f} / {on.learned_end_w[0]:.0f} "
+                  f"| {on.learned_w[1]:.0f} / {on.learned_end_w[1]:.0f} "
+                  f"| {on.switches_per_h:.0f} |")
+    print(f"\nSum above the oracle: learning on {total['on']:.1f} Wh, off {total['off']:.1f} Wh "
+          f"({total['on'] / total['off']:.3f}x).")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seed", type=int, default=1)
@@ -236,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     table(args.seed, overrides)
     if args.seeds:
         seed_rows(args.seeds, overrides)
+    wrong_rows(max(args.seeds, 1), overrides)
     print(f"\n(ran in {time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -70,6 +70,7 @@ class Allocator:
         self._last_now = now
         self.bypass = False
         self.bypass_since = now
+        self.bypass_rating_w: float | None = None  # what the bypass draws (None: the rating)
         self._surplus_w = 0.0  # the controller's estimate at the last observe()
         self.full_since: float | None = None  # the PWM load at 100 % since then
         for relay in relays:
@@ -122,7 +123,7 @@ class Allocator:
         self._bypass(pwm_w, rest, pwm_room, now, frozen)
         result.bypass = self.bypass
         result.pwm_w = 0.0 if self.bypass else pwm_w
-        bypass_w = self.pwm_rating_w if self.bypass else 0.0
+        bypass_w = (self.bypass_rating_w or self.pwm_rating_w) if self.bypass else 0.0
         result.applied_w = committed + result.pwm_w + bypass_w
         return result
 

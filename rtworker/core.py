@@ -19,6 +19,7 @@ from vzdivert.rtworker.allocator import Allocator, Relay
 from vzdivert.rtworker.controller import params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
+from vzdivert.rtworker.load_learning import learning_from_config
 from vzdivert.rtworker.stats import LoopStats
 from vzdivert.rtworker.tank import TankLimit, limits_from_config
 
@@ -30,6 +31,7 @@ MANUAL_MAX_S = 60.0
 PAUSE, BOOST, TOPUP, TANK = "pause", "boost", "topup", "tank"
 HOT_WATER_MODES = ("auto", PAUSE, BOOST, TOPUP)
 MODE_MAX_S = 60.0
+RETUNE_SHARE = 0.005  # several loads: the controller's capacity follows the learned ratings
 FULL_POWER_TARGET_W = 1e6  # boost/top-up at full power: the controller is told import is
 # welcome, so it commands 100 % and keeps probing whether the load still draws (thermostat)
 
@@ -77,6 +79,8 @@ class WorkerCore:
         self.controller = AdaptiveController(self._control_params(cfg),
                                              learn=self._learns(cfg))
         self.curve = curve_from_config(cfg)
+        self.learning = None if self._single_load() else learning_from_config(
+            cfg, bypass_load(self.pwm_load) if self.allocator.bypass_after_s is not None else "")
         self.energy = energy
         self.stats = LoopStats()
         self.holds = Holds()
@@ -110,9 +114,12 @@ class WorkerCore:
     def _control_params(self, cfg: Any) -> Any:
         """The controller decides the power of all loads together; at full power (boost,
         top-up) it is told that import is welcome."""
-        capacity_w = cfg.load.rating_w + sum(r.rating_w for r in self.allocator.relays)
-        params = replace(params_from_config(cfg), rating_w=capacity_w)  # as configured:
-        # a new rating here means "learn afresh" to the estimator
+        capacity_w = cfg.load.rating_w + sum(r.rating_w for r in cfg.relays)  # configured:
+        # a new rating here means "learn afresh" to the estimator; with several loads the
+        # controller does not learn, and the sum of the ratings in use is what it can place
+        if getattr(self, "learning", None) is not None:
+            capacity_w = self.allocator.capacity_w
+        params = replace(params_from_config(cfg), rating_w=capacity_w)
         if getattr(self, "full_kind", ""):
             params = replace(params, target_w=FULL_POWER_TARGET_W)
         return params
@@ -121,13 +128,45 @@ class WorkerCore:
         return not self.allocator.relays and self.allocator.bypass_after_s is None
 
     def _learns(self, cfg: Any) -> bool:
-        """The rating is learned for a single PWM load; with relay stages or a bypass the
-        meter's answer mixes several loads (their ratings stay as configured)."""
+        """The controller learns the rating of a single PWM load itself; with relay stages
+        or a bypass its fraction mixes several loads and ``load_learning`` learns each."""
         return bool(cfg.load.learn_rating and self._single_load())
 
     def _pwm_rating_w(self) -> float:
-        """What the PWM load draws at full duty: learned when there is only that load."""
+        """What the PWM load draws at full duty (learned, unless learning is off)."""
+        if self.learning is not None:
+            return self.learning.pwm_rating_w()
         return self.controller.rating_w if self.controller.learn else self.cfg.load.rating_w
+
+    @property
+    def estimators(self) -> dict[str, Any]:
+        """What is learned, to keep across restarts, by state file (rating-<key>.json)."""
+        if self.learning is None:
+            return {PWM_NAME: self.controller.estimator}
+        return {PWM_NAME: self.learning.pwm, "relays": self.learning.switched}
+
+    def _learned(self, name: str) -> dict[str, float]:
+        """A load's learned rating and confidence, for the state."""
+        if self.learning is None:
+            w, confidence = self.controller.rating_learned_w, self.controller.confidence
+        else:
+            w, confidence = self.learning.learned(name)
+        return {"rating_learned_w": round(w, 1), "rating_confidence": round(confidence, 3)}
+
+    def _learn(self, grid_w: float, dt_s: float) -> None:
+        """Several loads: each learns what it draws (see load_learning)."""
+        if self.learning is None:
+            return
+        alloc = self.allocator
+        on = {relay.name: relay.on for relay in alloc.relays}
+        on[self.learning.bypass] = alloc.bypass
+        self.learning.step(grid_w, dt_s, self.curve.power_fraction(self.levels[PWM_NAME]), on,
+                           self.controller.saturated)
+        capacity_w = self.learning.use(alloc)
+        if abs(capacity_w - self.controller.configured.rating_w) > RETUNE_SHARE * capacity_w:
+            command_w = self.controller.command_w  # watts stay watts: no bump
+            self.controller.update_params(self._control_params(self.cfg))
+            self.controller.applied(command_w)
 
     # -- the one way to the safe state ---------------------------------------------------
     def safe_off(self, reason: str, now: float) -> Plan:
@@ -140,6 +179,8 @@ class WorkerCore:
             self.levels[name] = 0.0
         self.allocator.all_off(now)
         self.controller.reset()
+        if self.learning is not None:
+            self.learning.restart()
         self._written = {}  # known again once all_off succeeded
         return Plan(levels=dict(self.levels), safe=True, reason=reason)
 
@@ -188,9 +229,12 @@ class WorkerCore:
             self._full_power("", 0.0)
         if self.holds.freezing():
             self._hold_pwm(now)
+            if self.learning is not None:
+                self.learning.restart()  # calibration's steps are not ours to pair
         else:
             self.fraction = self.controller.step(grid_w, dt_s)
             self._allocate(now)
+            self._learn(grid_w, dt_s)
         plan = self._write_plan()
         if self.observers:
             step = Step(now, dt_s, grid_w, self.fraction, dict(self.levels),
@@ -212,8 +256,12 @@ class WorkerCore:
             forced.update({relay.name: False for relay in alloc.relays})
         pwm_hold = self.holds.active(self.pwm_load)  # one that lets control run on
         rating_w = alloc.pwm_rating_w = self._pwm_rating_w()
+        if self.learning is not None:
+            self.learning.use(alloc)
         held_w = 0.0 if pwm_hold is None else self.curve.power_fraction(pwm_hold.level) * rating_w
         want_w = self.controller.command_w
+        if want_w >= self.controller.rating_w:  # full: every load full, whatever is learned
+            want_w = max(want_w, alloc.capacity_w)
         split = alloc.split(want_w - held_w, now, forced, pwm_available=pwm_hold is None)
         applied_w = split.applied_w + held_w
         if abs(applied_w - want_w) > 1e-6:
@@ -426,7 +474,8 @@ class WorkerCore:
         loads = [(self.pwm_load, "pwm", pwm_w, self.duty, held)]
         alloc = self.allocator
         if alloc.bypass_after_s is not None:
-            bypass_w = rating_w if alloc.bypass and not self.controller.saturated else 0.0
+            bypass_w = 0.0 if not alloc.bypass or self.controller.saturated else \
+                rating_w if self.learning is None else self.learning.bypass_rating_w()
             loads.append((bypass_load(self.pwm_load), "bypass", bypass_w,
                           float(alloc.bypass), ""))
         for relay in alloc.relays:
@@ -447,6 +496,9 @@ class WorkerCore:
         self.allocator.margin_w = cfg.load.relay_margin_w
         self.allocator.on_after_s = cfg.load.relay_on_after_s
         self.allocator.off_after_s = cfg.load.relay_off_after_s
+        if self.learning is not None:
+            self.learning.set_configured(cfg.load.rating_w, cfg.control.max_delay_samples,
+                                         cfg.load.learn_rating)
         self.controller.update_params(self._control_params(cfg), learn=self._learns(cfg))
         self.tank.limits = limits_from_config(cfg)
 
@@ -464,7 +516,7 @@ class WorkerCore:
         today = loads_today_wh or {}
         loads = [{"name": name, "kind": kind, "on": level > 0, "duty": level,
                   "power_w": 0.0 if self.stale else power_w,
-                  "energy_today_wh": today.get(name, 0.0), "held": held}
+                  "energy_today_wh": today.get(name, 0.0), "held": held, **self._learned(name)}
                  for name, kind, power_w, level, held in self._loads()]
         return {
             "grid_w": self.grid_w, "target_w": self.cfg.control.target_w, "duty": self.duty,
@@ -476,11 +528,7 @@ class WorkerCore:
             "reading_age_s": now - self.last_reading_mono, "loads": loads,
             "hold_reason": self.held, "tank_c": self.tank.tank_c,
             "tank_age_s": self.tank.age_s(now),
-            # null with several loads: the meter's answer mixes them, nothing is learned
-            "rating_learned_w": round(self.controller.rating_learned_w, 1)
-            if self._single_load() else None,
-            "rating_confidence": round(self.controller.confidence, 3)
-            if self._single_load() else None,
+            **self._learned(self.pwm_load),  # the PWM load's; each load's in `loads`
             "rating_used_w": round(self._pwm_rating_w(), 1),
         }
 

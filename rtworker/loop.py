@@ -31,7 +31,8 @@ class Worker:
         self.outputs = outputs
         self.energy = EnergyCounter(cfg.state.dir)
         self.core = WorkerCore(cfg, self.energy, time.monotonic())
-        self.rating_store = RatingStore(cfg.state.dir, self.core.controller.estimator)
+        self.rating_stores = [RatingStore(cfg.state.dir, learned, load=key)
+                              for key, learned in self.core.estimators.items()]
         self.realtime = realtime or {}
         self.readings = bus.subscribe(ctx, runtime_dir, "readings", conflate=True)
         self.commands = bus.bind(ctx, runtime_dir, "rtworker")
@@ -74,7 +75,8 @@ class Worker:
                 self.next_readback = now + READBACK_EVERY_S
                 self.check_readback(now)
             self.energy.tick(now)
-            self.rating_store.tick(now)
+            for store in self.rating_stores:
+                store.tick(now)
 
     def on_reading(self, msg: dict[str, Any]) -> None:
         t0 = time.perf_counter_ns()
@@ -122,7 +124,8 @@ class Worker:
         self.running = False
         self.apply(self.core.shutdown(reason, time.monotonic()))
         self.energy.save()
-        self.rating_store.save()
+        for store in self.rating_stores:
+            store.save()
         self.publish()
 
     # -- bus ------------------------------------------------------------------------------

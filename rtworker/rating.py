@@ -79,6 +79,15 @@ class RatingEstimator:
         start the pairing afresh."""
         self._start_run()
 
+    @property
+    def delay_readings(self) -> float | None:
+        """The meter's delay (readings) that explains the moves best so far; None while
+        no move has told the hypotheses apart."""
+        cost = self._cost
+        if len(cost) > 1 and max(cost) - min(cost) < 1.0:
+            return None
+        return self._hyp[min(range(len(cost)), key=cost.__getitem__)]
+
     def set_max_delay(self, max_delay_samples: int) -> None:
         if int(max_delay_samples) != self.max_delay:
             self.max_delay = int(max_delay_samples)

@@ -1,21 +1,35 @@
 """Keeps a load's learned rating across restarts: `[state] dir`/rating-<load>.json, written
 atomically when the estimate has new data (at most every ``save_every_s``) and on a clean
-stop. A file for another configured rating is ignored (the estimator starts afresh)."""
+stop. A file for another configured rating is ignored (the estimator starts afresh). The
+relays' ratings (``load_learning.SwitchedRatings``) are kept the same way, in one file."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, Protocol
 
 from vzdivert.output import PWM_NAME
 from vzdivert.persist import read_json, write_json
-from vzdivert.rtworker.rating import RatingEstimator
 
 log = logging.getLogger("vzdivert.rtworker")
 
 
+class Learned(Protocol):
+    """What a store keeps: a `RatingEstimator` or a `SwitchedRatings`."""
+
+    rating_w: float
+
+    @property
+    def observations(self) -> int: ...
+
+    def to_state(self) -> dict[str, Any]: ...
+
+    def load_state(self, data: Any) -> bool: ...
+
+
 class RatingStore:
-    def __init__(self, state_dir: str | Path, estimator: RatingEstimator,
+    def __init__(self, state_dir: str | Path, estimator: Learned,
                  load: str = PWM_NAME, save_every_s: float = 60.0):
         self.path = Path(state_dir) / f"rating-{load}.json"
         self.estimator = estimator

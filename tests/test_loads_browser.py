@@ -54,6 +54,10 @@ def test_dashboard_shows_each_load(browser: Browser,  # noqa: F811
     expect(stage.locator("td").nth(2)).to_have_text("on", timeout=TIMEOUT_MS)
     expect(stage.locator("td").nth(3)).to_have_text("1,000 W")
     expect(heater.locator("td").nth(2)).not_to_have_text("0.0 %")
+    # each load's learned rating: the stage's switch is not seen (open loop): as configured
+    expect(page.locator("#loads th").nth(6)).to_have_text("Learned rating")
+    expect(stage.locator("td").nth(6)).to_have_text("1,000 W (0 %)")
+    expect(heater.locator("td").nth(6)).to_contain_text(" W (")
 
 
 def test_loads_in_german(browser: Browser,  # noqa: F811

@@ -4,6 +4,7 @@ import switches it off after min_on_s. Faults with relays: tests/test_faults.py.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pigpio
@@ -39,6 +40,12 @@ def test_surplus_beyond_the_pwm_switches_the_relay_and_the_pwm_takes_the_rest(
     first_on = levels.index(1)
     assert set(levels[:first_on]) == {0}  # start-up: the supervisor's and the worker's off
     assert levels[first_on:] == [1, 0]  # then on once, off once: no chatter, no rewrites
+    # what each load learned is kept across restarts: the relays' by name, in one file
+    assert system.terminate() == 0
+    saved = json.loads((system.state_dir / "rating-relays.json").read_text())
+    assert list(saved) == ["stage 2"] and saved["stage 2"]["configured_w"] == RELAY_W
+    assert json.loads((system.state_dir / "rating-load.json").read_text())[
+        "configured_w"] == RATING_W
 
 
 def test_relay_level_changed_by_someone_else_is_read_back_and_reapplied(

@@ -334,7 +334,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("load", "learn_rating", bool, True,
         "Learn what the load really draws at full output (0.5-1.5x rating_w) from the "
         "controller's own moves, and control and count energy with that; the estimate "
-        "starts afresh when rating_w changes. false: use rating_w as it is.", tunable=True),
+        "starts afresh when rating_w changes. With [[relays]] or a bypass each load learns "
+        "its own (a relay from the meter's answer at its switches). false: use the "
+        "ratings as they are.", tunable=True),
     # -- several loads (issue 12): the PWM load's place among the relays, the bypass --
     Key("load", "name", str, "heater", "Name of the PWM load (dashboard, MQTT, metrics).",
         check=lambda v: None if v.strip() else "must not be empty"),

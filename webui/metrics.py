@@ -130,6 +130,12 @@ class FeedCollector:
             (GaugeMetricFamily("vzdivert_load_energy_today_wh",
                                "Energy diverted into a load today, in Wh (resets at midnight)",
                                labels=["load", "kind"]), "energy_today_wh"),
+            (GaugeMetricFamily("vzdivert_load_rating_learned_watts",
+                               "What a load was learned to draw at full output, in W",
+                               labels=["load", "kind"]), "rating_learned_w"),
+            (GaugeMetricFamily("vzdivert_load_rating_confidence",
+                               "Confidence in a load's learned rating (0..1)",
+                               labels=["load", "kind"]), "rating_confidence"),
         ]
         for family, key in families:
             for load in loads:

@@ -93,7 +93,7 @@ function renderState(s) {
     : learned && Math.abs(learned - rating) >= 0.5 && s.settings.learn_rating !== false
       ? t("power.of_load_learned", { w: fmtW(learned), set: fmtW(rating) })
       : t("power.of_load", { w: fmtW(rating) });
-  $("#num-rating").hidden = learned === null; // several loads: nothing is learned
+  $("#num-rating").hidden = learned === null; // an older worker: nothing to show
   $("#v-rating").textContent = learned ? fmtW(learned) : "–";
   $("#v-rating-sub").textContent = s.rating_confidence === undefined || s.rating_confidence === null
     ? t("rating.full_output")
@@ -175,8 +175,15 @@ function renderLoads(loads) {
       l.kind === "pwm" ? `${nf1.format((l.duty || 0) * 100)} %` : t(l.on ? "loads.on" : "loads.off")),
     el("td", { text: `${fmtW(l.power_w)} W` }),
     el("td", { class: "narrow-hide", text: `${fmtKWh(l.energy_today_wh)} kWh` }),
-    el("td", { class: "wrap", text: tServer(l.held) || "–" })));
+    el("td", { class: "wrap", text: tServer(l.held) || "–" }),
+    el("td", { class: "narrow-hide", text: learnedText(l) })));
   $("#loads tbody").replaceChildren(...rows);
+}
+
+/* what a load was learned to draw and how sure that is: "1,290 W (52 %)" */
+function learnedText(l) {
+  if (l.rating_learned_w === undefined || l.rating_learned_w === null) return "–";
+  return `${fmtW(l.rating_learned_w)} W (${Math.round((l.rating_confidence || 0) * 100)} %)`;
 }
 
 function renderProcesses(procs, loop) {
