@@ -93,6 +93,22 @@ def vzlogger_post(port: int, body: str | bytes, db: str = "vzlogger",
     return result
 
 
+def answer_before_body(port: int, path: str, body_bytes: int, head_extra: str = "") -> bytes:
+    """The front end's answer to a request it refuses on its head, read to the end before
+    the body is sent; then the body goes out whole, as http.client and curl send it without
+    reading. If the front end closed instead of draining, that raises a connection reset."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                  f"{head_extra}Content-Length: {body_bytes}\r\n\r\n".encode())
+        answer = b""
+        while chunk := s.recv(65536):  # to the front end's FIN: it has answered and shut
+            answer += chunk
+        s.sendall(b"x" * body_bytes)  # to a closed socket: reset, to a draining one: read
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1) == b""  # a reset shows here if sendall still got through
+    return answer
+
+
 def reading(grid_w: float, measurement: str = "leistung", ts_ms: int | None = None) -> str:
     ts_ms = int(time.time() * 1000) if ts_ms is None else ts_ms
     return f"{measurement} value={grid_w:.6f} {ts_ms}\n"

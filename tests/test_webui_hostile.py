@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from syshelp import answer_before_body
 from webui_help import PASSWORD, UISystem
 
 from vzdivert.webui.auth import hash_password
@@ -91,6 +92,9 @@ def test_malformed_input_gets_4xx_json_not_500(locked_ui: UISystem) -> None:
                                  headers={"X-Filler": "a" * 20_000})
     assert status == 431 and headers["content-type"] == "application/json"
     assert headers["x-frame-options"] == "DENY" and json.loads(data)["errors"]
+    # Refused on its head (> 1 MiB): the client still sending the body gets the 413, no reset.
+    answer = answer_before_body(locked_ui.ui_port, "/api/settings", 2 << 20)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"X-Frame-Options: DENY" in answer
     assert "Traceback" not in locked_ui.logs()
 
 

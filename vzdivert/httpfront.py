@@ -41,6 +41,8 @@ class Limits:
     max_header_bytes: int = 16384
     max_body_bytes: int = 1_000_000
     large_body_bytes: int = 65536  # bodies above this are read and handled one at a time
+    linger_s: float = 5.0  # after an answer on the head, read and drop the body until the
+    linger_bytes: int = 16 << 20  # client pauses this long, sends this much, or body_timeout_s
     uncapped: frozenset[str] = frozenset()  # addresses without a per-address cap (a proxy)
 
 
@@ -81,13 +83,14 @@ def json_error(status: int, reason: str) -> tuple[list[tuple[str, str]], bytes]:
 
 
 class _Conn:
-    __slots__ = ("peer", "writer", "served", "idle", "since")
+    __slots__ = ("peer", "writer", "served", "idle", "since", "linger")
 
     def __init__(self, peer: str, writer: asyncio.StreamWriter):
         self.peer, self.writer = peer, writer
         self.served = 0  # requests answered on this connection
         self.idle = True  # waiting for a request head (may be evicted)
         self.since = time.monotonic()
+        self.linger = False  # answered before the request was read: drain before closing
 
 
 class FrontEnd:
@@ -194,12 +197,38 @@ class FrontEnd:
                     h.start_next_cycle()
                 except h11.LocalProtocolError:
                     break
+            if conn.linger:
+                await self._linger(conn, reader, writer)
         except (OSError, TimeoutError, h11.ProtocolError):
             pass  # the peer went away or stalled while we were answering
         finally:
             self._forget(conn)
             if not writer.transport.is_closing():
                 writer.close()
+
+    async def _linger(self, conn: _Conn, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        """Half-close, then read and drop what the client still sends (bounded). Closing a
+        socket with unread data resets the connection, and the reset destroys the answer
+        before a client that sends its whole body first (http.client, curl) reads it."""
+        if writer.transport.is_closing():
+            return
+        conn.idle = True  # nothing of value left on it: a flood may evict it
+        writer.write_eof()
+        limits = self.limits
+        end = time.monotonic() + limits.body_timeout_s
+        dropped = 0
+        while dropped <= limits.linger_bytes:
+            timeout = min(limits.linger_s, end - time.monotonic())
+            if timeout <= 0:
+                return
+            try:
+                data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+            except TimeoutError:
+                return
+            if not data:
+                return
+            dropped += len(data)
 
     async def _refuse(self, writer: asyncio.StreamWriter) -> None:
         headers, body = self.error_document(503, "too many connections")
@@ -243,11 +272,13 @@ class FrontEnd:
                 self.count("header_timeout")
             return False
         except h11.RemoteProtocolError as exc:
+            conn.linger = True
             await self._send_error(h, writer, exc.error_status_hint, str(exc) or "bad request")
             return False
         if not isinstance(request, h11.Request):
             return False  # ConnectionClosed
         conn.idle = False
+        conn.linger = True  # until its body is read, an answer must not close outright
         if sum(len(k) + len(v) + 4 for k, v in request.headers) > limits.max_header_bytes:
             await self._send_error(h, writer, 431, "request headers too large")
             return False
@@ -284,11 +315,13 @@ class FrontEnd:
                         return False
                 body = parts[0] if len(parts) == 1 else b"".join(parts)
                 del parts  # one copy of the body from here on
+                conn.linger = False
                 await self._respond(h, writer, request, headers, body, peername)
             finally:
                 if large:
                     self._large.release()
         except TimeoutError:
+            conn.linger = False  # a client this slow gets no more time
             self.count("body_timeout")
             await self._send_error(h, writer, 408, "request body not received in time")
             return False
