@@ -89,7 +89,7 @@ class Ours:
             confirming = [r._confirm_left for r in self.core.allocator.relays]
             skipped = observe(surplus_w, now)
             self.found += len(skipped)
-            self.tests += sum(not c and r._confirm_left for c, r in
+            self.tests += sum(not c and r._confirm_left > 0 for c, r in
                               zip(confirming, self.core.allocator.relays, strict=True))
             return skipped
 
@@ -372,7 +372,7 @@ def budget_rows(seeds: int, per_hour: int, overrides: dict[str, float]) -> None:
     engine = f"oracle_{per_hour}"
     print(f"\nAgainst {engine}: min_on_s/min_off_s and at most {per_hour} relay switches an "
           "hour, perfect foresight (loss in Wh summed over the scenarios; clouds_5k alone "
-          "in brackets):\n")
+          "in the last column):\n")
     print(f"| seed | ours | threshold | {engine} | ratio ({engine}) | clouds_5k: ours, "
           f"threshold, {engine}, its switches/h |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -61,12 +61,16 @@ class StepWatch:
             return None  # otherwise it did not hold: the weather
         if len(hist) <= n + FLAT_BEFORE or self._quiet <= n + FLAT_BEFORE:
             return None
-        step = hist[0] - hist[n]
+        before = hist[n]
+        step = hist[0] - before
+        if abs(step) < self.min_step_w:
+            return None
         flat = FLAT_SHARE * abs(step)
-        if abs(step) >= self.min_step_w and \
-                all(abs(hist[i] - hist[n]) <= flat for i in range(n + 1, len(hist))):
-            self._pending = (hist[n], hist[0], FLAT_AFTER, n - 1)
-            self._quiet = 0  # the same step is not seen twice
+        for i in range(n + 1, len(hist)):
+            if abs(hist[i] - before) > flat:
+                return None  # it was moving before: a cloud edge, not a step
+        self._pending = (before, hist[0], FLAT_AFTER, n - 1)
+        self._quiet = 0  # the same step is not seen twice
         return None
 
     def household(self, import_w: float, now: float) -> None:
