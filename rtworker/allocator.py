@@ -2,7 +2,10 @@
 order, honouring their minimum on and off times, and the PWM load takes exactly the
 remainder, so a relay step moves the PWM by the relay's rating in the same step and does not
 show at the meter. A relay whose load does not draw (its thermostat is open) is seen in the
-surplus estimate and skipped for a while; the optional bypass bridges the PWM load's module
+surplus estimate and skipped for a while: at its switch-on (the estimate rises by its
+rating), or while it is on (an export step of its rating that nothing of ours explains, see
+``steps``): it is switched off once its minimum on-time allows, and if the estimate then
+falls back by its rating it did not draw. The optional bypass bridges the PWM load's module
 after a long run at 100 %. Pure: no clock, no I/O.
 
 The rules, with ``avail`` = the wanted power minus the relays before this one that are on:
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from vzdivert.rtworker.steps import StepWatch, matches
 
 NOT_DRAWING_SHARE = 0.6  # the estimate jumping by this share of a rating: it does not draw
 JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the relay
@@ -43,6 +48,7 @@ class Relay:
     _check_left: int = 0
     _check_base_w: float = 0.0
     _confirm_left: int = 0  # switched off on suspicion: readings left to confirm it
+    _suspect: bool = False  # an export step of its rating while on: to be switched off
     _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
     switches: int = 0
 
@@ -73,6 +79,8 @@ class Allocator:
         self.bypass_rating_w: float | None = None  # what the bypass draws (None: the rating)
         self._surplus_w = 0.0  # the controller's estimate at the last observe()
         self.full_since: float | None = None  # the PWM load at 100 % since then
+        smallest = min((r.rating_w for r in relays), default=math.inf)
+        self._steps = StepWatch(check_readings, (1 - 0.25) * smallest)
         for relay in relays:
             relay.on, relay.since = False, now
         # stable: the PWM load first among equal priorities, relays in file order
@@ -92,6 +100,8 @@ class Allocator:
                 relay.on, relay.since = False, now
                 relay.switches += 1
             relay._check_left = relay._confirm_left = 0
+            relay._suspect = False
+        self._steps.moved()
         if self.bypass:
             self.bypass, self.bypass_since = False, now
         self.full_since = None
@@ -176,6 +186,9 @@ class Allocator:
         relay.switches += 1
         relay._check_left = self.check_readings if want_on else 0
         relay._check_base_w = self._surplus_w
+        if relay._suspect:  # switched off anyway: the same test as a probe
+            relay._suspect, relay._confirm_left = False, self.check_readings
+        self._steps.moved()
         result.changed.append(relay.name)
 
     def _bypass(self, pwm_w: float, rest: float, pwm_room: float, now: float,
@@ -195,9 +208,11 @@ class Allocator:
                 self.full_since = now
             elif now - self.full_since >= self.bypass_after_s:
                 self.bypass, self.bypass_since = True, now
+                self._steps.moved()
         elif rest < self.pwm_rating_w - self.margin_w or pwm_room == 0:
             self.bypass, self.bypass_since = False, now
             self.full_since = None
+            self._steps.moved()
 
     def observe(self, surplus_w: float, now: float) -> list[str]:
         """Before each split: the controller's surplus estimate. A relay just switched on
@@ -205,7 +220,9 @@ class Allocator:
         one that does not draw lifts it by about its rating within the meter's delay (so
         does the sun coming out). A suspect is switched off and watched: if the estimate
         then falls back by its rating it did not draw (thermostat: skipped for a while);
-        if not, the surplus really rose and it may come back. Returns the relays skipped."""
+        if not, the surplus really rose and it may come back. The same test runs on a
+        relay that is on when an export step of its rating appears (its thermostat may
+        have opened), once its minimum on-time allows. Returns the relays skipped."""
         self._surplus_w = surplus_w
         skipped = []
         for relay in self.relays:
@@ -214,20 +231,50 @@ class Allocator:
                 relay._check_left -= 1
                 share = rise / relay.rating_w
                 if NOT_DRAWING_SHARE <= share <= JUMP_MAX_SHARE:
-                    relay._check_left = 0
-                    relay.on, relay.since = False, now
-                    relay.switches += 1
-                    relay._confirm_left = self.check_readings
-                    relay._check_base_w = surplus_w
-                    relay.skip_until = now + RETRY_NOT_DRAWING_S  # until the test says
-                    relay.held = "thermostat"
+                    self._switch_off_to_test(relay, surplus_w, now)
             elif relay._confirm_left:
                 relay._confirm_left -= 1
-                if -rise >= NOT_DRAWING_SHARE * relay.rating_w:
+                if NOT_DRAWING_SHARE <= -rise / relay.rating_w <= JUMP_MAX_SHARE:
                     relay._confirm_left = 0  # it fell back: the load did not draw
                     relay.skip_until = now + RETRY_NOT_DRAWING_S
                     skipped.append(relay.name)
                 elif not relay._confirm_left:
                     relay.skip_until = -math.inf  # it drew: the surplus had really risen
                     relay.held = ""
+        step = self._steps.push(surplus_w, now)
+        if step is not None:
+            self._unexplained(step, now)
+        for relay in self.relays:
+            if relay._suspect and relay.on and now - relay.since >= relay.min_on_s:
+                self._switch_off_to_test(relay, surplus_w, now)
         return skipped
+
+    def _unexplained(self, step_w: float, now: float) -> None:
+        """A step none of our moves explains: an export step of an on relay's rating makes
+        it a suspect (the closest match); an import step of a suspect's rating is its
+        thermostat closing again (it draws: no longer a suspect); any other import step
+        is the household's, remembered to pair with its end."""
+        settled = [r for r in self.relays if r.on and not r._check_left]
+        if step_w > 0:
+            fits = [r for r in settled if not r._suspect and matches(step_w, r.rating_w)]
+            if fits:
+                min(fits, key=lambda r: abs(step_w - r.rating_w))._suspect = True
+            return
+        closing = [r for r in settled if r._suspect and matches(-step_w, r.rating_w)]
+        if closing:
+            closing[0]._suspect = False
+        else:
+            self._steps.household(-step_w, now)
+
+    def _switch_off_to_test(self, relay: Relay, surplus_w: float, now: float) -> None:
+        """Off (the PWM load takes its share in the same step) and watched by observe:
+        skipped until the test says otherwise."""
+        relay._check_left, relay._suspect = 0, False
+        relay.on, relay.since = False, now
+        relay._pressure_s = 0.0
+        relay.switches += 1
+        relay._confirm_left = self.check_readings
+        relay._check_base_w = surplus_w
+        relay.skip_until = now + RETRY_NOT_DRAWING_S  # until the test says
+        relay.held = "thermostat"
+        self._steps.moved()

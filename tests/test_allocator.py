@@ -207,3 +207,74 @@ def test_all_off_opens_everything() -> None:
     assert on(a) == ["r0"] and a.bypass
     a.all_off(3)
     assert on(a) == [] and not a.bypass
+
+
+def feed(a: Allocator, estimate, t0: int, t1: int) -> None:
+    """Readings t0..t1-1: the controller's estimate (it commands what it estimates)."""
+    for t in range(t0, t1):
+        a.observe(estimate(t), t)
+        a.split(estimate(t), t)
+
+
+def test_a_thermostat_opening_while_on_is_tested_after_min_on_and_skipped() -> None:
+    a = make(1000, min_s=60)
+    r0 = a.relays[0]
+    feed(a, lambda t: 2600, 0, 30)
+    assert on(a) == ["r0"]
+    # its thermostat opens at t=30: the estimate still counts it, so it jumps by 1000 W
+    feed(a, lambda t: 3600, 30, 59)
+    assert on(a) == ["r0"] and r0._suspect  # min_on (60 s) holds it on meanwhile
+    feed(a, lambda t: 3600, 59, 61)
+    assert on(a) == [] and r0.held == "thermostat"  # switched off to test it
+    # it did not draw: the estimate falls back by its rating
+    assert a.observe(2600, 61) + a.observe(2600, 62) == ["r0"]
+    s = a.split(2600, 62)
+    assert on(a) == [] and r0.held == "thermostat" and s.pwm_w == 2000
+    feed(a, lambda t: 2600, 63, 60 + int(RETRY_NOT_DRAWING_S))
+    assert on(a) == [] and r0.held == "thermostat"
+
+
+def test_a_household_step_that_pairs_with_an_earlier_one_is_not_a_thermostat() -> None:
+    a = make(1000, min_s=60)
+    feed(a, lambda t: 3300, 0, 100)
+    feed(a, lambda t: 2300, 100, 200)  # an appliance of 1 kW switches on (import step) ...
+    feed(a, lambda t: 3300, 200, 300)  # ... and off again: an export step of r0's rating
+    assert on(a) == ["r0"] and a.relays[0].switches == 1 and a.relays[0].held == ""
+    assert not a.relays[0]._suspect
+
+
+def test_an_unpaired_household_step_is_tested_and_the_relay_comes_back() -> None:
+    a = make(1000, 1000, min_s=60)
+    feed(a, lambda t: 2600, 0, 100)
+    assert on(a) == ["r0"]
+    feed(a, lambda t: 3550, 100, 104)  # a load that ran before we started goes off
+    assert on(a) == ["r1"]  # r0 switched off to test it (r1 takes the new surplus) ...
+    feed(a, lambda t: 3550, 104, 110)  # ... but the estimate stays: it drew
+    assert a.relays[0].held == "min-off" and a.relays[0].skip_until < 0
+    feed(a, lambda t: 3550, 110, 170)
+    assert on(a) == ["r0", "r1"] and a.relays[0].held == ""
+
+
+def test_cloud_edges_and_noise_are_no_steps() -> None:
+    a = make(1000, min_s=0)
+    feed(a, lambda t: 2600, 0, 10)
+    # the sun comes out over 8 s (1.5 kW), noise of +-40 W: no test switch
+    feed(a, lambda t: 2600 + min(max(t - 10, 0), 8) * 190 + (40 if t % 2 else -40), 10, 60)
+    assert on(a) == ["r0"] and a.relays[0].switches == 1
+
+
+def test_a_thermostat_closing_again_clears_the_suspicion() -> None:
+    a = make(1000, min_s=60)
+    feed(a, lambda t: 2600, 0, 10)
+    feed(a, lambda t: 3600, 10, 30)
+    assert a.relays[0]._suspect
+    feed(a, lambda t: 2600, 30, 90)  # it closed before min_on ended: it draws again
+    assert on(a) == ["r0"] and not a.relays[0]._suspect and a.relays[0].switches == 1
+
+
+def test_a_step_that_shows_over_two_readings_is_seen() -> None:
+    a = make(1000, min_s=60)
+    feed(a, lambda t: 2600, 0, 100)
+    # inside a meter interval: half of it in one reading, the rest in the next
+    feed(a, lambda t: 3400 if t == 100 else 3600, 100, 105)
+    assert on(a) == [] and a.relays[0].held == "thermostat"

@@ -314,3 +314,38 @@ def test_a_hold_that_lets_control_run_fixes_its_load_and_the_relays_fill_around_
     assert rig.core.duty == 0.0 and rig.core.levels[RELAY] == 1.0
     loads = {load["name"]: load for load in rig.core.state(rig.t)["loads"]}
     assert loads["heater"]["held"] == "held" and rig.core.state(rig.t)["mode"] == "auto"
+
+
+def test_a_relay_thermostat_opening_while_on_is_found_and_shown() -> None:
+    rig = Relays()
+    rig.t = 61.0
+    draws = {"relay": True}
+
+    def house(core):  # the relay's own thermostat decides whether it draws
+        idle = 1000.0 if core.levels[RELAY] and not draws["relay"] else 0.0
+        return core.power_w() - idle - 2600.0
+
+    rig.run_until(house, 60)
+    assert rig.core.levels[RELAY] == 1.0
+    draws["relay"] = False  # it opens: the PWM load takes up what the meter shows
+    rig.run_until(house, 20)
+    loads = {load["name"]: load for load in rig.core.state(rig.t)["loads"]}
+    assert rig.core.levels[RELAY] == 0.0 and loads["stage 2"]["held"] == "thermostat"
+    assert loads["stage 2"]["power_w"] == 0.0 and rig.core.power_w() == pytest.approx(
+        2000.0, abs=40)  # shown as it is: the PWM load's 2 kW, no phantom kilowatt
+    rig.run_until(house, 200)
+    assert rig.core.levels[RELAY] == 0.0  # skipped for the hold time
+
+
+def test_a_household_load_going_off_leaves_the_relay_drawing() -> None:
+    rig = Relays()
+    rig.t = 61.0
+    surplus = {"w": 3300.0}
+    rig.run_until(lambda core: core.power_w() - surplus["w"], 60)
+    assert rig.core.levels[RELAY] == 1.0
+    surplus["w"] = 2300.0  # a 1 kW appliance switches on ...
+    rig.run_until(lambda core: core.power_w() - surplus["w"], 60)
+    surplus["w"] = 3300.0  # ... and off again
+    rig.run_until(lambda core: core.power_w() - surplus["w"], 60)
+    relay = rig.core.allocator.relays[0]
+    assert rig.core.levels[RELAY] == 1.0 and relay.switches == 1 and relay.held == ""
