@@ -6,6 +6,9 @@ each figure beside the same figure for an undisturbed run in the same run.
   2. a well-behaved logger's success rate and the reading age control sees, with 300 slow
      connections open (from 30 addresses, then from one), beside no attack (target: every
      write succeeds, never stale);
+  2b. a logger sending vzlogger catch-up batches (200 kB, once a second) while clients
+     trickle 1 MB bodies or send most of one and stall, beside no attack (target: every
+     batch answered promptly, never stale);
   3. login availability for a known client (and a new one) while 6 addresses try to lock
      the UI out, beside no attack.
   --soak MIN: MIN minutes of a 1 Hz logger with a hostile burst every minute, RSS per
@@ -102,12 +105,20 @@ def bench_memory(system: UISystem) -> None:
 
 
 # --- 2. slow connections ----------------------------------------------------------------------
-class SlowAttack:
-    """``n`` connections that send a request head a byte a second and never finish it;
-    closed ones are reopened at once (a sustained slowloris)."""
+SLOW_HEAD = b"POST /write?db=vzlogger HTTP/1.1\r\nHost: x\r\n"
+LARGE_HEAD = (b"POST /write?db=vzlogger&precision=ms HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: 1000000\r\n\r\n")
 
-    def __init__(self, port: int, n: int, sources: list[str]):
+
+class SlowAttack:
+    """``n`` connections that send a request head (and ``burst`` of its body), then a byte a
+    second, and never finish; closed or answered ones are reopened at once (a sustained
+    slowloris)."""
+
+    def __init__(self, port: int, n: int, sources: list[str], head: bytes = SLOW_HEAD,
+                 burst: bytes = b""):
         self.port, self.n, self.sources = port, n, sources
+        self.head, self.burst = head, burst
         self.stop = threading.Event()
         self.opened = self.refused = 0
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -116,7 +127,7 @@ class SlowAttack:
         try:
             s = socket.create_connection(("127.0.0.1", self.port), timeout=2,
                                          source_address=(self.sources[i % len(self.sources)], 0))
-            s.sendall(b"POST /write?db=vzlogger HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(self.head + self.burst)
             s.setblocking(False)
             self.opened += 1
             return s
@@ -132,8 +143,8 @@ class SlowAttack:
                     if s is None:
                         raise OSError
                     s.send(b"X")
-                    if s.recv(4096) == b"":
-                        raise OSError
+                    s.recv(4096)  # closed, or answered (503, 408): either way it is over
+                    raise OSError
                 except BlockingIOError:
                     pass  # nothing to read: still open
                 except OSError:
@@ -169,9 +180,19 @@ def pid_of(system: UISystem, name: str) -> int:
                     what=f"{name} in the health stream")
 
 
-def logger_phase(system: UISystem, seconds: float) -> dict:
+def batch_body(lines: int = 4500) -> bytes:
+    """A vzlogger catch-up batch (4,500 lines, ~190 kB: domain.md §1), newest now."""
+    now_ms = int(time.time() * 1000)
+    return "".join(f"leistung value={-300 - i % 50}.000000 {now_ms - (lines - 1 - i) * 10}\n"
+                   for i in range(lines)).encode()
+
+
+def logger_phase(system: UISystem, seconds: float, batches: bool = False,
+                 hz: float | None = None) -> dict:
     """A vzlogger-like client (one keep-alive connection, reconnect on error, 30 s timeout)
-    at LOGGER_HZ, and the control state polled from the UI meanwhile."""
+    at LOGGER_HZ (or ``hz``), one line or a ~200 kB batch per write, and the control state
+    polled from the UI meanwhile."""
+    hz = hz or LOGGER_HZ
     ok = failed = 0
     latencies: list[float] = []
     ages: list[float] = []
@@ -183,8 +204,9 @@ def logger_phase(system: UISystem, seconds: float) -> dict:
     while time.monotonic() < end:
         t0 = time.monotonic()
         try:
-            status = post(system.ingest_port, f"leistung value={-300 - i % 50}.000000 "
-                          f"{int(time.time() * 1000)}\n".encode(), conn)
+            body = batch_body() if batches else (f"leistung value={-300 - i % 50}.000000 "
+                                                 f"{int(time.time() * 1000)}\n".encode())
+            status = post(system.ingest_port, body, conn)
         except (OSError, http.client.HTTPException):
             status = 0
             conn.close()
@@ -201,7 +223,7 @@ def logger_phase(system: UISystem, seconds: float) -> dict:
             if st.get("reading_age_s") is not None:
                 ages.append(st["reading_age_s"])
         i += 1
-        time.sleep(max(0.0, 1 / LOGGER_HZ - (time.monotonic() - t0)))
+        time.sleep(max(0.0, 1 / hz - (time.monotonic() - t0)))
     conn.close()
     latencies.sort()
     return {"writes": ok + failed, "ok": ok, "p50_ms": 1000 * latencies[len(latencies) // 2],
@@ -227,6 +249,22 @@ def bench_slow(system: UISystem) -> None:
     with SlowAttack(system.ingest_port, 300, ["127.0.0.2"]) as attack:
         print_phase("300 slow conns from 1 address", logger_phase(system, PHASE_S), attack)
     print(f"   ingest stats: {json.dumps({k: get_state(system)['ingest'].get(k) for k in ('connection_limit', 'header_timeout', 'body_timeout')})}")  # noqa: E501
+
+
+def bench_large(system: UISystem) -> None:
+    print(f"2b. a logger sending a ~{len(batch_body()) // 1000} kB batch once a second for "
+          f"{PHASE_S:g} s per phase (target: all ok promptly, never stale)")
+    print_phase("undisturbed", logger_phase(system, PHASE_S, batches=True, hz=1.0))
+    sources = [f"127.0.0.{2 + i}" for i in range(16)]
+    with SlowAttack(system.ingest_port, 30, sources[:10], LARGE_HEAD) as attack:
+        print_phase("30 trickled 1 MB bodies, 10 addr.",
+                    logger_phase(system, PHASE_S, batches=True, hz=1.0), attack)
+    with SlowAttack(system.ingest_port, 64, sources, LARGE_HEAD, b"x" * 950_000) as attack:
+        print_phase("64 x 950 kB then stall, 16 addr.",
+                    logger_phase(system, PHASE_S, batches=True, hz=1.0), attack)
+    print(f"   ingest peak RSS {rss_mb(pid_of(system, 'ingest'), 'VmHWM'):.1f} MB; stats: "
+          + json.dumps({k: get_state(system)['ingest'].get(k)
+                        for k in ('connection_limit', 'header_timeout', 'body_timeout')}))
 
 
 # --- 3. login lockout ----------------------------------------------------------------------
@@ -307,6 +345,8 @@ def soak(system: UISystem, minutes: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--soak", type=float, default=0.0, help="minutes; 0: no soak")
+    parser.add_argument("--only", choices=("memory", "slow", "large", "lockout"),
+                        help="run one part only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         system = UISystem(Path(tmp), webui=f'password = "{PASSWORD}"', password=PASSWORD,
@@ -318,9 +358,11 @@ def main() -> int:
                 LOGGER_HZ = 1.0
                 soak(system, args.soak)
             else:
-                bench_memory(system)
-                bench_slow(system)
-                bench_lockout(system)
+                parts = {"memory": bench_memory, "slow": bench_slow, "large": bench_large,
+                         "lockout": bench_lockout}
+                for name, part in parts.items():
+                    if args.only in (None, name):
+                        part(system)
         finally:
             system.kill_all()
     return 0

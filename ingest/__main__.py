@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     app = WriteApp([ing.database], channels, Auth(ing.username, ing.password, ing.token),
                    stats, publish, ing.max_body_bytes, forward)
     host, _, port = ing.listen.rpartition(":")
-    server = FrontEnd(app, host.strip("[]"), int(port), Limits(max_body_bytes=ing.max_body_bytes),
-                      threads=4, count=stats.count)
+    most = ing.max_body_bytes  # a few largest writes from one address, four addresses' worth
+    limits = Limits(max_body_bytes=most, body_budget_per_client=max(4 << 20, most),
+                    body_budget=max(16 << 20, 4 * most))
+    server = FrontEnd(app, host.strip("[]"), int(port), limits, threads=4, count=stats.count)
     stopping = threading.Event()
 
     def stats_loop() -> None:

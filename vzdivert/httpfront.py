@@ -2,7 +2,8 @@
 hostile LAN can reach. What waitress lacks: a deadline for each request's head and body
 (slowloris), a per-address and a total connection cap that evicts idle connections instead of
 refusing good clients, keep-alive after bodiless answers (vzlogger reuses its connection),
-one large body at a time (memory), and JSON errors. The app runs in a thread pool."""
+bodies read as they arrive under a byte budget (memory) and handed to the app one large body
+at a time, and JSON errors. The app runs in a thread pool."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import h11
 
 log = logging.getLogger("vzdivert.http")
 
-READ_BYTES = 65536
+READ_BYTES = 65536  # per read; a connection buffers at most twice this beyond its body
 REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
            431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
@@ -40,7 +41,9 @@ class Limits:
     idle_timeout_s: float = 75.0  # keep-alive between requests
     max_header_bytes: int = 16384
     max_body_bytes: int = 1_000_000
-    large_body_bytes: int = 65536  # bodies above this are read and handled one at a time
+    large_body_bytes: int = 65536  # complete bodies above this go to the app one at a time
+    body_budget: int = 16 << 20  # bytes of bodies held at once, all addresses ...
+    body_budget_per_client: int = 4 << 20  # ... and from one address (at least max_body_bytes)
     linger_s: float = 5.0  # after an answer on the head, read and drop the body until the
     linger_bytes: int = 16 << 20  # client pauses this long, sends this much, or body_timeout_s
     uncapped: frozenset[str] = frozenset()  # addresses without a per-address cap (a proxy)
@@ -82,6 +85,16 @@ def json_error(status: int, reason: str) -> tuple[list[tuple[str, str]], bytes]:
     return [("Content-Type", "application/json")], json.dumps({"error": reason}).encode()
 
 
+class _Body:
+    """A request body being read (or waiting for the app): its bytes count in the budget."""
+    __slots__ = ("peer", "writer", "size", "reading")
+
+    def __init__(self, peer: str, writer: asyncio.StreamWriter):
+        self.peer, self.writer = peer, writer
+        self.size = 0
+        self.reading = True  # incomplete: may be cut to make room
+
+
 class _Conn:
     __slots__ = ("peer", "writer", "served", "idle", "since", "linger")
 
@@ -96,7 +109,18 @@ class _Conn:
 class FrontEnd:
     """``run()`` serves until SIGTERM/SIGINT (in the main thread) or ``close()``;
     ``count(name)`` is told of every refused or evicted connection (``connection_limit``)
-    and every request cut at a deadline (``header_timeout``, ``body_timeout``)."""
+    and every request cut at a deadline (``header_timeout``, ``body_timeout``).
+
+    Bodies are read as they arrive, whatever their size, each byte charged to
+    ``Limits.body_budget`` and ``body_budget_per_client``; the one-at-a-time slot for large
+    bodies is taken only once a body is complete. So a client that trickles a body holds
+    nothing but its own bytes (it used to hold the slot for up to ``body_timeout_s`` while
+    a logger's batch behind it timed out), and nobody's queue time counts against their
+    deadline. When the total budget is full, the address holding the most gives way: its
+    oldest incomplete body is cut (``body_timeout``) if that address would still hold more
+    than the one asking; else, and over the per-address budget, the request gets 503 with
+    Retry-After (``connection_limit``). Fast-then-stalling clients on several addresses
+    can therefore not lock a light client (a logger) out of the budget."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int,
                  limits: Limits = Limits(), threads: int = 4,
@@ -113,6 +137,9 @@ class FrontEnd:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.Server | None = None
         self._large: asyncio.Semaphore | None = None
+        self._bodies: dict[_Body, None] = {}  # held bodies; insertion order = age
+        self._held = 0  # their bytes
+        self._held_by: dict[str, int] = {}  # their bytes by address
 
     # --- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -122,7 +149,7 @@ class FrontEnd:
         self.loop = asyncio.get_running_loop()
         self._large = asyncio.Semaphore(1)
         self.server = await asyncio.start_server(self._handle, self.host, self.port,
-                                                 limit=READ_BYTES, backlog=256)
+                                                 limit=READ_BYTES // 2, backlog=256)
         if self.port == 0:
             self.port = self.server.sockets[0].getsockname()[1]
 
@@ -181,6 +208,8 @@ class FrontEnd:
     # --- one connection ------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
+        if hasattr(writer.transport, "max_size"):  # asyncio's selector transport reads 256 kB
+            writer.transport.max_size = READ_BYTES  # at a time into a connection's buffer
         conn = self._admit(peername[0], writer)
         if conn is None:
             await self._refuse(writer)
@@ -258,6 +287,7 @@ class FrontEnd:
                 first_byte_deadline = None
                 deadline = time.monotonic() + self.limits.header_timeout_s
             h.receive_data(data)
+            del data  # h11 has its copy: a stalled connection must not keep a second one
 
     async def _one_request(self, h: h11.Connection, conn: _Conn, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter, peername: tuple) -> bool:
@@ -284,42 +314,27 @@ class FrontEnd:
             return False
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
         length = next((v for k, v in headers if k == "content-length"), None)
-        chunked = any(k == "transfer-encoding" for k, _ in headers)
         declared = int(length) if length is not None else 0
         if declared > limits.max_body_bytes:
             await self._send_error(h, writer, 413, "body too large")
             return False
-        large = chunked or declared > limits.large_body_bytes
-        assert self._large is not None
-        deadline = time.monotonic() + limits.body_timeout_s
+        if h.they_are_waiting_for_100_continue:
+            await self._send(writer, h, h11.InformationalResponse(
+                status_code=100, headers=[], reason=b"Continue"))
+        deadline = time.monotonic() + limits.body_timeout_s  # reading it, never queueing
+        body = _Body(conn.peer, writer)
+        self._bodies[body] = None
         try:
-            if large:
-                await asyncio.wait_for(self._large.acquire(), deadline - time.monotonic())
-            try:
-                if h.they_are_waiting_for_100_continue:
-                    await self._send(writer, h, h11.InformationalResponse(
-                        status_code=100, headers=[], reason=b"Continue"))
-                parts: list[bytes] = []
-                size = 0
-                while True:
-                    event = await self._next_event(h, reader, deadline)
-                    if isinstance(event, h11.Data):
-                        parts.append(event.data)
-                        size += len(event.data)
-                        if size > limits.max_body_bytes:
-                            await self._send_error(h, writer, 413, "body too large")
-                            return False
-                    elif isinstance(event, h11.EndOfMessage):
-                        break
-                    else:
-                        return False
-                body = parts[0] if len(parts) == 1 else b"".join(parts)
-                del parts  # one copy of the body from here on
-                conn.linger = False
-                await self._respond(h, writer, request, headers, body, peername)
-            finally:
-                if large:
-                    self._large.release()
+            data = await self._read_body(h, reader, writer, body, deadline)
+            if data is None:
+                return False
+            conn.linger = False
+            if len(data) > limits.large_body_bytes:
+                assert self._large is not None
+                async with self._large:  # parsing one at a time bounds the app's memory
+                    await self._respond(h, writer, request, headers, data, peername)
+            else:
+                await self._respond(h, writer, request, headers, data, peername)
         except TimeoutError:
             conn.linger = False  # a client this slow gets no more time
             self.count("body_timeout")
@@ -328,8 +343,78 @@ class FrontEnd:
         except h11.RemoteProtocolError as exc:
             await self._send_error(h, writer, exc.error_status_hint, str(exc) or "bad request")
             return False
+        finally:
+            self._release(body)
         conn.served += 1
         return True
+
+    async def _read_body(self, h: h11.Connection, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter, body: _Body,
+                         deadline: float) -> bytes | None:
+        """The whole body, each chunk charged to the budget; None when answered instead."""
+        buf = io.BytesIO()  # grows in place (realloc), and getvalue() shares it: one copy
+        while True:
+            event = await self._next_event(h, reader, deadline)
+            if isinstance(event, h11.Data):
+                if body.size + len(event.data) > self.limits.max_body_bytes:
+                    await self._send_error(h, writer, 413, "body too large")
+                    return None
+                if body not in self._bodies:
+                    return None  # cut to make room (its connection is gone)
+                if not self._charge(body, len(event.data)):
+                    self.count("connection_limit")
+                    await self._send_error(h, writer, 503, "too many request bodies at once",
+                                           [("Retry-After", "1")])
+                    return None
+                buf.write(event.data)
+                del event  # the buffer has it: stalled, hold it once
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                body.reading = False
+                return buf.getvalue()
+            return None
+
+    def _charge(self, body: _Body, n: int) -> bool:
+        """Count ``n`` more bytes of ``body``; False when they do not fit."""
+        limits = self.limits
+        mine = self._held_by.get(body.peer, 0) + n
+        if mine > limits.body_budget_per_client and body.peer not in limits.uncapped:
+            return False
+        while self._held + n > limits.body_budget:
+            if not self._make_room(body.peer, mine):
+                return False
+        body.size += n
+        self._held += n
+        self._held_by[body.peer] = mine
+        return True
+
+    def _make_room(self, asking: str, would_hold: int) -> bool:
+        """Cut the oldest incomplete body of the address holding the most, if it holds
+        more than ``asking`` would: every address keeps a fair share of the budget."""
+        reading: dict[str, _Body] = {}
+        for b in self._bodies:  # oldest first
+            if b.reading and b.peer != asking and b.peer not in reading:
+                reading[b.peer] = b
+        if not reading:
+            return False
+        peer = max(reading, key=lambda p: self._held_by.get(p, 0))
+        if self._held_by.get(peer, 0) <= would_hold:
+            return False
+        victim = reading[peer]
+        self._release(victim)
+        self.count("body_timeout")
+        victim.writer.transport.abort()  # its reader sees the end; its memory goes with it
+        return True
+
+    def _release(self, body: _Body) -> None:
+        if self._bodies.pop(body, False) is None and body.size:
+            self._held -= body.size
+            left = self._held_by[body.peer] - body.size
+            if left:
+                self._held_by[body.peer] = left
+            else:
+                del self._held_by[body.peer]
+            body.size = 0
 
     # --- the app -------------------------------------------------------------------------
     def environ(self, request: h11.Request, headers: list[tuple[str, str]], body: bytes,
@@ -416,12 +501,12 @@ class FrontEnd:
             await asyncio.wait_for(writer.drain(), self.limits.body_timeout_s)
 
     async def _send_error(self, h: h11.Connection, writer: asyncio.StreamWriter, status: int,
-                          reason: str) -> None:
-        if h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+                          reason: str, extra: list[tuple[str, str]] | None = None) -> None:
+        if h.our_state not in (h11.IDLE, h11.SEND_RESPONSE) or writer.transport.is_closing():
             return
         headers, body = self.error_document(status, reason)
-        headers = [*headers, ("Content-Length", str(len(body))), ("Connection", "close"),
-                   ("Server", self.server_header)]
+        headers = [*headers, *(extra or ()), ("Content-Length", str(len(body))),
+                   ("Connection", "close"), ("Server", self.server_header)]
         try:
             await self._send(writer, h, h11.Response(status_code=status, headers=headers,
                                                      reason=REASONS.get(status, "").encode()))
