@@ -1,6 +1,14 @@
 """The control law with a learned rating: `Controller` thinks in watts of the load's real
 power, `RatingEstimator` tells it what that is. Same interface as `Controller`, so the
-worker and the bench drive either. Pure."""
+worker and the bench drive either. Pure.
+
+While the estimate stays unsure and the meter may report late, the controller is told the
+load draws up to MARGIN more than estimated (its steps then fall short rather than
+overshoot): with a delay, a step that overshoots is answered a reading or two late and the
+answer overshoots again, which costs more than falling short by as much; with no delay the
+two cost the same, so there is no margin then, nor at full output (no steps to soften, and
+the thermostat tests judge steps of the load's power there). The margin stays inside:
+command, surplus and rating are reported, and `applied` taken, in the estimate's watts."""
 
 from __future__ import annotations
 
@@ -10,6 +18,10 @@ from vzdivert.rtworker.controller import Controller, ControlParams
 from vzdivert.rtworker.rating import RatingEstimator
 
 RETUNE = 0.002  # hand a new rating to the controller when it moved by this fraction
+MARGIN = 0.15   # an unsure estimate is taken this much higher ...
+UNSURE, SURE = 0.1, 0.35  # ... in full below this confidence, not at all from this one,
+UNSURE_S = 60.0  # ... once it stayed below SURE this long (a fresh start learns from its
+                 # first big move within a few readings: that one keeps the deadbeat step)
 
 
 class AdaptiveController:
@@ -21,7 +33,10 @@ class AdaptiveController:
         self.learn = learn
         self.estimator = estimator or RatingEstimator(params.rating_w, params.max_delay_samples)
         self.configured = params
-        self.ctl = Controller(self._effective(params))
+        self.margin = 1.0  # the controller's rating / the estimate
+        self._unsure_s = 0.0  # how long the confidence has been below SURE
+        self.ctl = Controller(params)
+        self.ctl.update_params(self._effective(params))
 
     # the controller's view, for the worker and the UI
     @property
@@ -34,11 +49,11 @@ class AdaptiveController:
 
     @property
     def command_w(self) -> float:
-        return self.ctl.command_w
+        return self.ctl.command_w / self.margin
 
     @property
     def surplus_w(self) -> float:
-        return self.ctl.surplus_w
+        return self.ctl.surplus_w / self.margin
 
     @property
     def rating_learned_w(self) -> float:
@@ -51,12 +66,26 @@ class AdaptiveController:
     @property
     def rating_w(self) -> float:
         """The rating control and energy accounting use now."""
-        return self.ctl.params.rating_w
+        return self.ctl.params.rating_w / self.margin
+
+    def _margin(self) -> float:
+        """How much more than the estimate the controller is told (see the docstring)."""
+        ctl = self.ctl
+        if not self.learn or self._unsure_s < UNSURE_S or ctl.no_delay or ctl.saturated or \
+                ctl.command_w >= ctl.params.rating_w * (1.0 - 1e-9):
+            return 1.0  # nothing to overshoot at full output: thermostat tests judge steps
+            # of the load's whole power against the estimate
+        unsure = (SURE - self.estimator.confidence) / (SURE - UNSURE)
+        return 1.0 + MARGIN * (0.0 if unsure < 0.0 else 1.0 if unsure > 1.0 else unsure)
 
     def _effective(self, params: ControlParams) -> ControlParams:
-        if not self.learn or self.estimator.rating_w == params.rating_w:
+        if not self.learn:
+            self.margin = 1.0
             return params
-        return dataclasses.replace(params, rating_w=self.estimator.rating_w)
+        self.margin = self._margin()
+        rating = self.estimator.rating_w * self.margin
+        return params if rating == params.rating_w else dataclasses.replace(params,
+                                                                             rating_w=rating)
 
     def reset(self) -> None:
         self.ctl.reset()
@@ -65,6 +94,7 @@ class AdaptiveController:
     def update_params(self, params: ControlParams, learn: bool | None = None) -> None:
         if params.rating_w != self.configured.rating_w:  # the user says: learn afresh
             self.estimator.reset(params.rating_w)
+            self._unsure_s = 0.0
         self.estimator.set_max_delay(params.max_delay_samples)
         if learn is not None:
             self.learn = learn
@@ -75,7 +105,7 @@ class AdaptiveController:
         """The loads took another power than commanded (a hold, a relay's minimum time):
         the controller keeps what really went out, the estimator pairs afresh (that move
         was not ours to learn from)."""
-        self.ctl.applied(command_w)
+        self.ctl.applied(command_w * self.margin)
         self.estimator.restart()
 
     def step(self, grid_w: float, dt_s: float) -> float:
@@ -85,6 +115,11 @@ class AdaptiveController:
         if self.ctl.opened is not None:  # a thermostat opening seen as a step at the meter
             self.estimator.opened(*self.ctl.opened)
         learned = self.estimator.step(grid_w, fraction, dt_s, self.ctl.saturated, closing)
-        if self.learn and abs(learned - self.ctl.params.rating_w) > RETUNE * learned:
-            self.ctl.update_params(dataclasses.replace(self.ctl.params, rating_w=learned))
+        dt = dt_s if 0.0 < dt_s < 3600.0 else 0.0
+        self._unsure_s = self._unsure_s + dt if self.estimator.confidence < SURE else 0.0
+        if self.learn:
+            rating = learned * self._margin()
+            if abs(rating - self.ctl.params.rating_w) > RETUNE * rating:
+                self.margin = rating / learned
+                self.ctl.update_params(dataclasses.replace(self.ctl.params, rating_w=rating))
         return fraction

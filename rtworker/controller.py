@@ -150,6 +150,11 @@ class Controller:
             del buf[size:]
         self.params = params
 
+    @property
+    def no_delay(self) -> bool:
+        """The data show that the meter has no delay (our newest command shows at once)."""
+        return self._lag_ev >= 2.0 * self.params.saturation_w
+
     def step(self, grid_w: float, dt_s: float) -> float:
         """One reading (W, + = import) after dt_s seconds; returns the power fraction 0..1."""
         p = self.params

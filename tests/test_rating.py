@@ -183,3 +183,39 @@ def test_core_controls_and_counts_with_the_learned_rating() -> None:
                                                  rel=0.01)
     core.configure(cfg.with_settings({"learn_rating": False}), core.curve)
     assert core.state(601.0)["rating_used_w"] == CONFIGURED_W
+
+
+@pytest.mark.parametrize("truth", [1.0, 1.3])
+def test_an_estimate_that_stays_unsure_steps_short_of_the_surplus(truth: float) -> None:
+    """Nothing to learn for a minute and more (surplus below zero, output 0) and a meter one
+    reading late: the controller then takes the load for up to 15 % more than estimated, so
+    a heater drawing 1.3x its rating overshoots a surplus step by about 13 %, not 30 %, and
+    at the right rating the step falls short and is made up within a few readings. What it
+    reports stays in the estimate's watts."""
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    plant = Plant(truth * CONFIGURED_W, 1, noise_w=2.0, step_every=10**9)
+    plant.surplus_w = -300.0
+    close_loop(ctl, plant, 90)
+    assert ctl.confidence < 0.1 and ctl.rating_w == pytest.approx(CONFIGURED_W)
+    plant.surplus_w = 1000.0
+    grid_w, drawn = plant.reading(0.0), []
+    for _ in range(12):
+        fraction = ctl.step(grid_w, 1.0)
+        assert ctl.command_w == pytest.approx(fraction * ctl.rating_w)
+        drawn.append(truth * CONFIGURED_W * fraction)
+        grid_w = plant.reading(fraction)
+    assert max(drawn) <= 1.2 * plant.surplus_w, drawn
+    assert drawn[-1] == pytest.approx(plant.surplus_w, rel=0.02), drawn
+
+
+def test_no_margin_at_full_output() -> None:
+    """At 100 % there is no step to soften, and the thermostat tests judge steps of the
+    load's power against the rating the controller uses: that stays the estimate."""
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    plant = Plant(CONFIGURED_W, 1, noise_w=2.0, step_every=10**9)
+    plant.surplus_w = -300.0
+    close_loop(ctl, plant, 90)
+    plant.surplus_w = 3000.0
+    close_loop(ctl, plant, 10)
+    assert ctl.command_w == pytest.approx(CONFIGURED_W)
+    assert ctl.ctl.params.rating_w == pytest.approx(ctl.rating_learned_w, rel=0.003)
