@@ -18,7 +18,10 @@ A rule must hold for ``on_after_s`` / ``off_after_s`` before a relay follows it 
 count: brief flickers do not reset it, a cloud shorter than that is ridden through, with
 the PWM load filling what it can); an import the relay causes counts with the square of
 its share of the rating, so a big shortfall switches off sooner and a small one much
-later. Minimum on/off times come on top.
+later. Minimum on/off times come on top. A relay also switches off early when the
+shortfall is expected to last long enough to pay for the switch: each relay learns online
+how long its shortfalls last (the weather's time scale: slow clouds, a long appliance
+run), see ``_worth_off``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from vzdivert.rtworker.steps import StepWatch, matches
 
 NOT_DRAWING_SHARE = 0.6  # the estimate jumping by this share of a rating: it does not draw
 JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the relay
+EPISODE_GAP_S = 10.0  # above the rating this long: a shortfall episode has ended
+EPISODE_MEMORY = 8  # episodes the learned mean length mostly rests on
+EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen
 RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
 
 
@@ -50,6 +56,12 @@ class Relay:
     _confirm_left: int = 0  # switched off on suspicion: readings left to confirm it
     _suspect: bool = False  # an export step of its rating while on: to be switched off
     _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
+    # shortfall episodes (the wanted power below what this relay and those before it take,
+    # whatever their state): when the current one began, when it last looked over, and
+    # the mean length of past ones (the weather's time scale, learned online)
+    _short_since: float | None = None
+    _short_seen: float = -math.inf
+    episode_mean_s: float = EPISODE_PRIOR_S
     switches: int = 0
 
 
@@ -117,9 +129,12 @@ class Allocator:
         result = Split()
         pwm_room = self.pwm_rating_w if pwm_available else 0.0
         committed = 0.0
+        static = 0.0  # the ratings of every relay before this one, on or off
         for group, after_pwm in ((self._before_pwm, False), (self._after_pwm, True)):
             for relay in group:
                 avail = want_w - committed
+                self._episode(relay, want_w - static, now)
+                static += relay.rating_w
                 if frozen:
                     want_on = relay.on
                 else:
@@ -145,6 +160,34 @@ class Allocator:
             return avail >= relay.rating_w and avail > pwm_room - m
         return avail > pwm_room + m and avail >= relay.rating_w + m
 
+    def _episode(self, relay: Relay, avail_w: float, now: float) -> None:
+        """Learn how long shortfalls last: an episode runs while ``avail_w`` (the wanted
+        power beyond the relays before this one, all on) stays below its rating, and ends
+        once it has been above for EPISODE_GAP_S."""
+        if avail_w < relay.rating_w:
+            if relay._short_since is None:
+                relay._short_since = now
+            relay._short_seen = now
+        elif relay._short_since is not None and now - relay._short_seen >= EPISODE_GAP_S:
+            length = relay._short_seen - relay._short_since
+            relay.episode_mean_s += (length - relay.episode_mean_s) / EPISODE_MEMORY
+            relay._short_since = None
+
+    def _worth_off(self, relay: Relay, shortfall: float, now: float) -> bool:
+        """Switching off now saves the import expected over the rest of the shortfall
+        (lengths roughly exponential: the rest is as long as the learned mean, however long
+        it has lasted) and costs the relay's rating for the part of ``min_off_s`` (plus the
+        on filter) the shortfall is expected to leave over, and a switch priced at
+        ``off_after_s`` of the full rating for each of the two switches (off now, on
+        again). Slow weather (long episodes) switches off early; fast clouds (episodes not
+        much longer than ``min_off_s``) only for a shortfall beyond the rating."""
+        if relay._short_since is None or now - relay._short_since < self.on_after_s:
+            return False
+        mu = max(relay.episode_mean_s, 1.0)
+        m = relay.min_off_s
+        left_over = m - mu * (1 - math.exp(-m / mu)) + self.on_after_s
+        return shortfall * mu > relay.rating_w * (left_over + 2 * self.off_after_s)
+
     def _persist(self, relay: Relay, want_on: bool, avail: float, dt: float) -> bool:
         """Follow the rule only once it has held long enough (see the module docstring)."""
         if want_on == relay.on:
@@ -159,6 +202,8 @@ class Allocator:
         # longer, one of the whole rating at the configured pace, a bigger one faster
         weight = min(max(share * share, 1 / 16), 4.0) if shortfall > 0 else 1 / 16
         relay._pressure_s += dt * weight
+        if shortfall > 0 and self._worth_off(relay, shortfall, self._last_now):
+            return False  # a long shortfall is expected: riding it through costs more
         return relay._pressure_s < self.off_after_s
 
     def _switch(self, relay: Relay, want_on: bool, now: float, forced: bool | None,

@@ -187,6 +187,38 @@ def test_rules_must_hold_a_while_and_big_shortfalls_count_faster() -> None:
     assert on(a2) == []
 
 
+def _weather(a: Allocator, t: int, short_s: int, episodes: int = 8) -> int:
+    """Shortfalls of half the relay's rating lasting ``short_s``, a minute of surplus
+    between them; returns the time after."""
+    for _ in range(episodes):
+        for _ in range(60):
+            a.split(2600, t)
+            t += 1
+        for _ in range(short_s):
+            a.split(500, t)
+            t += 1
+    for _ in range(60):
+        a.split(2600, t)
+        t += 1
+    return t
+
+
+def test_slow_weather_switches_off_early_fast_weather_rides_through() -> None:
+    slow = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = _weather(slow, 0, short_s=600)  # shortfalls lasting 10 min: learned
+    assert on(slow) == ["r0"]
+    for s in range(t, t + 20):  # half the rating short: expected to last, off at once
+        slow.split(500, s)
+    assert on(slow) == []  # the squared rule alone would wait 4x off_after_s
+    assert slow.relays[0].episode_mean_s > 300
+    fast = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = _weather(fast, 0, short_s=20)  # shortfalls of 20 s: switching would not pay
+    assert fast.relays[0].episode_mean_s < 60
+    for s in range(t, t + 200):
+        fast.split(500, s)
+    assert on(fast) == ["r0"]  # ridden through at the squared rule's pace (240 s)
+
+
 def test_bypass_after_a_long_run_at_full_and_open_below_the_rating() -> None:
     a = make(pwm_w=2000, bypass_after_s=60, margin=100)
     for t in range(0, 60, 10):

@@ -360,7 +360,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("load", "relay_off_after_s", float, 60.0,
         "A relay switches off only once it has lacked surplus this long; a shortfall of its "
         "whole rating counts at that pace, a bigger one faster, a small one up to 16x "
-        "slower (with the square of its share): short clouds are ridden through.",
+        "slower (with the square of its share): short clouds are ridden through; sooner "
+        "when its shortfalls have lasted long lately (learned): riding through would cost "
+        "more than two switches priced at this long of its rating.",
         min=0, max=3600, unit="s", tunable=True),
     Key("control", "target_w", float, 0.0,
         "Grid power setpoint; negative allows some export, positive some import.",
