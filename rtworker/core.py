@@ -76,7 +76,7 @@ class WorkerCore:
         self.allocator = allocator_from_config(cfg, now)
         self.controller = AdaptiveController(self._control_params(cfg),
                                              learn=self._learns(cfg))
-        self.curve = curve_from_config(cfg)
+        self.curve = self.controller.corrected(curve_from_config(cfg))  # + learned shape
         self.energy = energy
         self.stats = LoopStats()
         self.holds = Holds()
@@ -442,7 +442,7 @@ class WorkerCore:
 
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
-        self.cfg, self.curve = cfg, curve
+        self.cfg, self.curve = cfg, self.controller.corrected(curve)
         self.allocator.pwm_rating_w = cfg.load.rating_w
         self.allocator.margin_w = cfg.load.relay_margin_w
         self.allocator.on_after_s = cfg.load.relay_on_after_s
@@ -482,6 +482,8 @@ class WorkerCore:
             "rating_confidence": round(self.controller.confidence, 3)
             if self._single_load() else None,
             "rating_used_w": round(self._pwm_rating_w(), 1),
+            "curve_correction": [round(g, 3) for g in self.controller.curve_correction]
+            if self._single_load() else None,
         }
 
 
