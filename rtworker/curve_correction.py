@@ -11,9 +11,9 @@ wide (a thermostat closing from 0 to 100 % fixes the slopes' mean), is one row o
 least-squares problem for the five slopes, with a prior at the overall rating (the
 estimator's median) and weights that shrink with the residual (iterated, close to a
 median: a household step that coincided with a move is outvoted, not averaged in). A
-band's factor is its slope over the overall rating, left at 1 (the model) until its moves
-weigh enough, and bounded to 0.7-1.3: a wrong factor alone then makes a gain error of
-0.77-1.43x, inside the 0.5-1.5x the controller is tested stable for.
+band's factor is its slope over the overall rating, left at 1 (the model) until the moves
+that lie mostly inside it weigh enough, and bounded to 0.7-1.3: a wrong factor alone then
+makes a gain error of 0.77-1.43x, inside the 0.5-1.5x the controller is tested stable for.
 The corrected curve is the integral of the factors, normalised to 1 at full output; the
 factors are positive, so it is strictly increasing and its inverse exact and monotone.
 Full output draws the overall rating times the factors' mean (`scale`). Moves age out
@@ -28,10 +28,10 @@ from vzdivert.rtworker.curves import Curve
 BANDS = 5             # equal bands of the model's power fraction (each a duty range)
 LOW, HIGH = 0.7, 1.3  # bounds of a band's factor, relative to the overall rating
 PRIOR_WEIGHT = 0.3    # the model counts like moves worth 30 % of the output
-MIN_WEIGHT = 0.6      # a band's moves must weigh this much before its factor leaves 1
+MIN_WEIGHT = 0.4      # a band's moves must weigh this much before its factor leaves 1
 IRLS_ROUNDS = 3       # reweightings per update (from the last fit: one move is new) ...
 FRESH_ROUNDS = 12     # ... and from scratch (a restart)
-WINDOW = 64           # moves kept (as long as the estimator keeps its ratios)
+WINDOW = 64           # moves restored at most (the estimator's window decides)
 
 
 class BandMap:
@@ -123,8 +123,9 @@ class CurveCorrection(BandMap):
         self._born: list[float] = []
 
     def add(self, ratio: float, weight: float, f0: float, f1: float, now_s: float,
-            max_age_s: float, min_keep: int) -> None:
-        """A clean move over model fractions f0..f1 answered with `ratio` W per unit."""
+            window: int, max_age_s: float, min_keep: int) -> None:
+        """A clean move over model fractions f0..f1 answered with `ratio` W per unit; kept
+        as the estimator keeps its ratios (the same ones, so both see the same voltage)."""
         lo, hi = (f0, f1) if f0 <= f1 else (f1, f0)
         lo, hi = max(0.0, lo), min(1.0, hi)
         if hi - lo <= 0.0:
@@ -135,7 +136,7 @@ class CurveCorrection(BandMap):
                      if min(hi, (i + 1) / n) > max(lo, i / n))
         self.moves.append((ratio, weight, lo, hi, span))
         self._born.append(now_s)
-        while len(self.moves) > WINDOW or (len(self.moves) > min_keep
+        while len(self.moves) > window or (len(self.moves) > min_keep
                                            and now_s - self._born[0] > max_age_s):
             del self.moves[0]
             del self._born[0]
@@ -151,7 +152,8 @@ class CurveCorrection(BandMap):
         cover = [0.0] * n
         for _, weight, _, _, span in self.moves:
             for i, a in span:
-                cover[i] += weight * a
+                if a >= 0.5:  # mostly in this band: tells its slope, not just the mean
+                    cover[i] += weight * a
         slopes = self._slopes or [overall_w] * n
         floor = 0.02 * overall_w
         for _ in range(rounds):
@@ -216,7 +218,7 @@ class CurveCorrection(BandMap):
             return False
         self.moves, self._born = [], []
         for r, w, a, b in moves:
-            self.add(r, w, a, b, now_s, 0.0, WINDOW)
+            self.add(r, w, a, b, now_s, WINDOW, 0.0, WINDOW)
         self._slopes = None
         self.update(overall_w, FRESH_ROUNDS)
         self.set(self.targets)

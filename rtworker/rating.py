@@ -223,7 +223,8 @@ class RatingEstimator:
 
     def _add(self, ratio: float, weight: float, span: tuple[float, float]) -> None:
         """A clean move over the model fractions `span`: for the rating and the curve."""
-        self.curve.add(ratio, min(1.0, weight), *span, self._clock_s, MAX_AGE_S, MIN_KEEP)
+        self.curve.add(ratio, min(1.0, weight), *span, self._clock_s, WINDOW, MAX_AGE_S,
+                       MIN_KEEP)
         self.ratios.append((ratio, min(1.0, weight)))
         self._born.append(self._clock_s)
         while len(self.ratios) > WINDOW or (len(self.ratios) > MIN_KEEP

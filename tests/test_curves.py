@@ -189,7 +189,7 @@ def test_corrected_curve_is_monotone_and_invertible(gains: list, a: float, b: fl
 def test_learned_factors_stay_within_their_bounds(moves: list, overall: float) -> None:
     corr = CurveCorrection()
     for k, (ratio, weight, f0, f1) in enumerate(moves):
-        corr.add(ratio, weight, f0, f1, float(k), 900.0, 8)
+        corr.add(ratio, weight, f0, f1, float(k), 48, 900.0, 8)
         corr.update(overall)
         corr.follow(0.5)
         assert all(LOW <= g <= HIGH for g in corr.targets)

@@ -232,18 +232,20 @@ def test_curve_correction_converges_on_a_mismatched_curve(delay: int) -> None:
     what the module draws."""
     true_w = 1.2 * CONFIGURED_W
     ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
-    shaped_loop(ctl, Plant(true_w, delay, seed=5), 1200)
+    shaped_loop(ctl, Plant(true_w, delay, seed=5), 1800)
     learned = [i for i, t in enumerate(ctl.estimator.curve.targets) if t != 1.0]
     assert len(learned) >= 3
     overall = ctl.estimator.rating_w / true_w
     for i in learned:
         ideal = SLOPES[i] / overall
         assert ctl.curve_correction[i] == pytest.approx(ideal, abs=0.06)
-        if abs(ideal - 1.0) > 0.08:  # the model is clearly off there: corrected
-            assert abs(ctl.curve_correction[i] - ideal) < 0.5 * abs(1.0 - ideal)
-    assert ctl.rating_learned_w == pytest.approx(true_w, rel=0.05)
+        if abs(ideal - 1.0) > 0.05:  # the model is off there: closer than the model
+            assert abs(ctl.curve_correction[i] - ideal) < 0.7 * abs(1.0 - ideal)
     plain = AdaptiveController(ControlParams(rating_w=CONFIGURED_W), learn_curve=False)
-    shaped_loop(plain, Plant(true_w, delay, seed=5), 1200)
+    shaped_loop(plain, Plant(true_w, delay, seed=5), 1800)
+    # full output: no further off than without (a band never visited stays at the model)
+    assert abs(ctl.rating_learned_w - true_w) <= abs(plain.rating_learned_w - true_w) \
+        + 0.01 * true_w
     assert plain.band_map.identity and plain.curve_correction != [1.0] * 5  # not used
     assert model_error(ctl, true_w, 0.25, 1.0) < 0.7 * model_error(plain, true_w, 0.25, 1.0)
 
@@ -254,7 +256,7 @@ def test_a_band_without_data_stays_at_the_model() -> None:
     rng = random.Random(4)
     for k in range(40):
         lo = rng.uniform(0.6, 0.85)
-        corr.add(rng.gauss(2400.0, 20.0), 0.15, lo, lo + 0.15, float(k), 900.0, 8)
+        corr.add(rng.gauss(2400.0, 20.0), 0.15, lo, lo + 0.15, float(k), 48, 900.0, 8)
         corr.update(2000.0)
     for _ in range(200):
         corr.follow(0.05)
