@@ -55,11 +55,13 @@ class Original:
 
 
 class Ours:
-    """Our controller with the shipped defaults: it learns the rating unless learn=False."""
+    """Our controller with the shipped defaults: it learns the rating unless learn=False,
+    and the curve's shape per band unless learn_curve=False."""
 
-    def __init__(self, actuator: str, params: ControlParams, learn: bool = True):
-        self.ctl = AdaptiveController(params, learn=learn)
-        self.curve = make_curve(actuator)
+    def __init__(self, actuator: str, params: ControlParams, learn: bool = True,
+                 learn_curve: bool = True):
+        self.ctl = AdaptiveController(params, learn=learn, learn_curve=learn_curve)
+        self.curve = self.ctl.corrected(make_curve(actuator))
 
     def duty(self, grid_w: float, dt_s: float, house: House) -> float:
         return self.curve.duty(self.ctl.step(grid_w, dt_s))
@@ -86,6 +88,8 @@ class Result:
     settle: float | None   # mean readings from an event until settled
     ringing: int           # sign changes of the error beyond the band after events
     learned: float | None = None  # ours: learned rating / true rating at the end
+    factors: tuple[float, ...] = ()  # ours: the learned band factors of the curve at the end
+    state: dict | None = None  # ours: what the rating store would save at the end
 
     @property
     def loss_wh(self) -> float:
@@ -105,18 +109,26 @@ def default_params() -> ControlParams:
 def run(scenario: str, actuator: str, law: str, dt_s: float = 1.0, delay: float = 1.0,
         seed: int = 1, params: ControlParams | None = None, rating_error: float | None = None,
         warmup_s: float = 0.0, count_s: float | None = None, duration_s: float | None = None,
-        mains_swing: float = 0.0) -> Result:
+        mains_swing: float = 0.0, true_actuator: str | None = None,
+        restore: dict | None = None) -> Result:
     """One closed-loop run. Losses count from warmup_s for count_s (default: to the end);
-    duration_s overrides the scenario's; rating_error overrides its true/configured rating."""
+    duration_s overrides the scenario's; rating_error overrides its true/configured rating;
+    true_actuator is the plant's curve when it is not the configured `actuator`; ours starts
+    from `restore` (a saved estimator state, as after a restart) if given."""
     sc = SCENARIOS[scenario]
     total_s = duration_s or sc.duration_s
     sc = dataclasses.replace(sc, duration_s=max(total_s, warmup_s + (count_s or 0.0)),
                              mains_swing=mains_swing)
     house = House(sc, seed=seed, dt_s=dt_s, meter_delay_samples=delay,
-                  actuator=actuator, rating_w=RATING_W, rating_error=rating_error)
+                  actuator=true_actuator or actuator, rating_w=RATING_W,
+                  rating_error=rating_error)
     ctl = {"ours": lambda: Ours(actuator, params or default_params()),
            "fixed": lambda: Ours(actuator, params or default_params(), learn=False),
+           "nocurve": lambda: Ours(actuator, params or default_params(), learn_curve=False),
            "original": lambda: Original(actuator), "oracle": lambda: Oracle(actuator)}[law]()
+    ours = law in ("ours", "nocurve")
+    if ours and restore is not None:
+        ctl.ctl.estimator.load_state(restore)
     grid_w = house.step(0.0)
     trace: list[tuple[float, float]] = []  # (t, reading minus what is achievable)
     start = dataclasses.replace(house.tally, exported_wh=0.0, caused_import_wh=0.0,
@@ -136,11 +148,13 @@ def run(scenario: str, actuator: str, law: str, dt_s: float = 1.0, delay: float 
     band = SETTLE_BAND_W.get(scenario)
     settle, ringing = settling(trace, house.events_s, band) if band and not warmup_s else \
         (None, 0)
-    learned = ctl.ctl.rating_learned_w / house.rating_now_w if law == "ours" else None
+    learned = ctl.ctl.rating_learned_w / house.rating_now_w if ours else None
     return Result(stop.exported_wh - start.exported_wh,
                   stop.caused_import_wh - start.caused_import_wh,
                   stop.diverted_wh - start.diverted_wh, stop.ideal_wh - start.ideal_wh,
-                  settle, ringing, learned)
+                  settle, ringing, learned,
+                  tuple(ctl.ctl.curve_correction) if ours else (),
+                  ctl.ctl.estimator.to_state() if ours else None)
 
 
 def settling(trace: list[tuple[float, float]], events: list[float],
@@ -253,6 +267,11 @@ def _grid_run(task: tuple) -> tuple[tuple, Result]:
     return key, run(**kwargs)
 
 
+def _run_all(tasks: list[tuple[tuple, dict]], workers: int) -> dict[tuple, Result]:
+    with Pool(workers) as pool:
+        return dict(pool.map(_grid_run, tasks, chunksize=4))
+
+
 def _cells(seed: int) -> list[tuple[str, tuple, dict]]:
     """(row kind, row key, run kwargs without scenario/actuator/law) for every grid row."""
     rows = []
@@ -282,8 +301,7 @@ def grid(seed: int, workers: int = 2) -> bool:
              for kind, key, kw in rows for sc in BENCH_SCENARIOS for act in ("linear", "pfc")
              for law in GRID_LAWS]
     tasks.sort(key=lambda t: -(t[1].get("duration_s") or 0))  # long runs first
-    with Pool(workers) as pool:
-        results = dict(pool.map(_grid_run, tasks, chunksize=4))
+    results = _run_all(tasks, workers)
     print(f"\nGrid (seed {seed}): heater actual/configured x meter delay x interval, all "
           "five scenarios x both curves per cell; `above oracle` = (loss - oracle's) / "
           "(original's loss - oracle's); `fixed` = ours with learn_rating off; learned = "
@@ -316,11 +334,79 @@ def grid(seed: int, workers: int = 2) -> bool:
     return ok
 
 
+# (plant's true curve, configured curve): modules that do not follow their model
+MISMATCHES = (("pfc_span", "pfc"), ("pfc_kemo", "pfc"), ("pfc", "linear"))
+MISMATCH_LAWS = ("ours", "nocurve", "original", "oracle")
+
+
+def _earlier_day(true: str, conf: str, seed: int) -> dict | None:
+    return run("load_steps", conf, "ours", seed=seed + 1000, true_actuator=true,
+               duration_s=1500.0).state
+
+
+def mismatch(seed: int, workers: int = 2) -> bool:
+    """The curve-shape cells: the plant's true curve differs from the configured one, the
+    rating is right; warm (900 s after ten minutes), cold (the first ten minutes) and
+    restored (900 s from a restart with what 25 min of load steps on another day taught).
+    `ours` learns the shape per band, `nocurve` is ours with that off. Returns whether
+    ours is no worse than nocurve in every cell (within 0.01 of the original's loss)."""
+    rows = [(kind, true, conf) for true, conf in MISMATCHES
+            for kind in ("warm", "cold", "restored")]
+    with Pool(workers) as pool:  # what an earlier 25 min of load steps taught (another day)
+        learned_before = dict(zip(MISMATCHES, pool.starmap(_earlier_day, [
+            (true, conf, seed) for true, conf in MISMATCHES]), strict=True))
+    tasks = []
+    for kind, true, conf in rows:
+        kw = dict(delay=1, dt_s=1.0, seed=seed, true_actuator=true, actuator=conf)
+        if kind == "warm":
+            kw.update(warmup_s=GRID_WARMUP_S, count_s=900.0)
+        elif kind == "cold":
+            kw.update(count_s=COLD_COUNT_S, duration_s=900.0)
+        else:
+            kw.update(restore=learned_before[(true, conf)])
+        tasks += [((kind, true, conf, sc, law), dict(kw, scenario=sc, law=law))
+                  for sc in BENCH_SCENARIOS for law in MISMATCH_LAWS]
+    results = _run_all(tasks, workers)
+    print(f"\nCurve mismatch (seed {seed}): the plant's true curve / the configured one, "
+          "right rating, 1 s meter, one reading of delay, all five scenarios per cell; "
+          "`above oracle` as in the grid; `nocurve` = ours without the band correction; "
+          "factors = the learned band factors at the end (load_steps run).\n")
+    print("| run | true / configured | ours above oracle | nocurve above oracle | "
+          "worst ours/original | worst nocurve/original | learned/true ours | "
+          "factors |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    ok = True
+    for kind, true, conf in rows:
+        sums = dict.fromkeys(MISMATCH_LAWS, 0.0)
+        worst = {"ours": 0.0, "nocurve": 0.0}
+        learned = []
+        for sc in BENCH_SCENARIOS:
+            res = {law: results[(kind, true, conf, sc, law)] for law in MISMATCH_LAWS}
+            for law in MISMATCH_LAWS:
+                sums[law] += res[law].loss_wh
+            for law in worst:
+                worst[law] = max(worst[law], _ratio(res[law].loss_wh,
+                                                    res["original"].loss_wh))
+            learned.append(res["ours"].learned)
+        factors = results[(kind, true, conf, "load_steps", "ours")].factors
+        base = sums["original"] - sums["oracle"]
+        ours = (sums["ours"] - sums["oracle"]) / base
+        nocurve = (sums["nocurve"] - sums["oracle"]) / base
+        ok = ok and ours <= nocurve + 0.01
+        print(f"| {kind} | {true} / {conf} | {ours:.3f} | {nocurve:.3f} | "
+              f"{worst['ours']:.2f} | {worst['nocurve']:.2f} | "
+              f"{min(learned):.3f}-{max(learned):.3f} | "
+              f"{' '.join(f'{g:.2f}' for g in factors)} |")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seed", type=int, default=1, help="seed of the main table")
     ap.add_argument("--seeds", type=int, default=7, help="check the targets on seeds 1..K")
     ap.add_argument("--grid-only", action="store_true", help="only the rating/delay grid")
+    ap.add_argument("--mismatch-only", action="store_true",
+                    help="only the curve-mismatch cells (true curve != configured one)")
     ap.add_argument("--workers", type=int, default=2, help="processes for the grid")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override one of our control settings, e.g. ramp_lead=0")
@@ -342,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Control bench: rating {RATING_W:g} W (configured), target {TARGET_W:g} W, meter "
           f"every 1 s with 1 reading of delay, seed {args.seed}; energies in Wh over "
           f"{duration_s:g} s per scenario; our settings: {default_params()}.\n")
+    if args.mismatch_only:
+        better = mismatch(args.seed, args.workers)
+        print(f"\nBand correction no worse than without it in every cell: "
+              f"{'yes' if better else 'NO'}")
+        print(f"\n(ran in {time.perf_counter() - t0:.0f} s)")
+        return 0
     if not args.grid_only:
         table(args.seed)
         rate_rows(args.seed)
@@ -350,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     met = grid(args.seed, args.workers)
     print(f"\nGrid targets (every cell <= 0.25 above the oracle, no scenario worse than the "
           f"original): {'met' if met else 'MISSED'}")
+    if not args.grid_only:
+        better = mismatch(args.seed, args.workers)
+        print(f"\nBand correction no worse than without it in every cell: "
+              f"{'yes' if better else 'NO'}")
     print(f"\n(ran in {time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -1,6 +1,8 @@
 """The control law with a learned rating: `Controller` thinks in watts of the load's real
-power, `RatingEstimator` tells it what that is. Same interface as `Controller`, so the
-worker and the bench drive either. Pure.
+power, `RatingEstimator` tells it what that is, and the curve's learned shape per band
+(`band_map`) turns the controller's true power fraction into the model's, so the
+controller sees a linear load and the estimator the moves that really went out. Same
+interface as `Controller`, so the worker and the bench drive either. Pure.
 
 While the estimate stays unsure and the meter may report late, the controller is told the
 load draws up to MARGIN more than estimated (its steps then fall short rather than
@@ -15,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 
 from vzdivert.rtworker.controller import Controller, ControlParams
-from vzdivert.rtworker.rating import RatingEstimator
+from vzdivert.rtworker.curve_correction import IDENTITY, BandMap, CorrectedCurve
+from vzdivert.rtworker.curves import Curve
+from vzdivert.rtworker.rating import HIGH, LOW, RatingEstimator
 
 RETUNE = 0.002  # hand a new rating to the controller when it moved by this fraction
 MARGIN = 0.15   # an unsure estimate is taken this much higher ...
@@ -26,11 +30,13 @@ UNSURE_S = 60.0  # ... once it stayed below SURE this long (a fresh start learns
 
 class AdaptiveController:
     """`params.rating_w` is the configured rating; with `learn` the controller runs on the
-    learned one (`rating_learned_w`, `confidence`)."""
+    learned one (`rating_learned_w`, `confidence`) and, unless `learn_curve` is off, on the
+    learned curve shape (`curve_correction`)."""
 
     def __init__(self, params: ControlParams, learn: bool = True,
-                 estimator: RatingEstimator | None = None) -> None:
+                 estimator: RatingEstimator | None = None, learn_curve: bool = True) -> None:
         self.learn = learn
+        self.learn_curve = learn_curve
         self.estimator = estimator or RatingEstimator(params.rating_w, params.max_delay_samples)
         self.configured = params
         self.margin = 1.0  # the controller's rating / the estimate
@@ -57,7 +63,26 @@ class AdaptiveController:
 
     @property
     def rating_learned_w(self) -> float:
-        return self.estimator.rating_w
+        """What the load draws at full output, as learned."""
+        est = self.estimator
+        scale = est.curve.scale if self.learn_curve else 1.0
+        lo, hi = LOW * est.configured_w, HIGH * est.configured_w
+        r = est.rating_w * scale
+        return lo if r < lo else hi if r > hi else r
+
+    @property
+    def curve_correction(self) -> list[float]:
+        """The learned factor of each band of the output (1 = as the curve's model)."""
+        return self.estimator.curve.factors
+
+    @property
+    def band_map(self) -> BandMap:
+        """Between the controller's (true) power fraction and the curve model's."""
+        return self.estimator.curve if self.learn and self.learn_curve else IDENTITY
+
+    def corrected(self, curve: Curve) -> CorrectedCurve:
+        """`curve` as the outputs must use it with this controller (duty <-> true power)."""
+        return CorrectedCurve(curve, self)
 
     @property
     def confidence(self) -> float:
@@ -83,7 +108,7 @@ class AdaptiveController:
             self.margin = 1.0
             return params
         self.margin = self._margin()
-        rating = self.estimator.rating_w * self.margin
+        rating = self.rating_learned_w * self.margin
         return params if rating == params.rating_w else dataclasses.replace(params,
                                                                              rating_w=rating)
 
@@ -112,9 +137,13 @@ class AdaptiveController:
         was_saturated = self.ctl.saturated
         fraction = self.ctl.step(grid_w, dt_s)
         closing = was_saturated and not self.ctl.saturated
+        band_map = self.band_map
         if self.ctl.opened is not None:  # a thermostat opening seen as a step at the meter
-            self.estimator.opened(*self.ctl.opened)
-        learned = self.estimator.step(grid_w, fraction, dt_s, self.ctl.saturated, closing)
+            jump_w, held = self.ctl.opened
+            self.estimator.opened(jump_w, band_map.model(held))
+        self.estimator.step(grid_w, band_map.model(fraction), dt_s, self.ctl.saturated,
+                            closing)
+        learned = self.rating_learned_w
         dt = dt_s if 0.0 < dt_s < 3600.0 else 0.0
         self._unsure_s = self._unsure_s + dt if self.estimator.confidence < SURE else 0.0
         if self.learn:

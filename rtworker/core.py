@@ -78,7 +78,7 @@ class WorkerCore:
         self.allocator = allocator_from_config(cfg, now)
         self.controller = AdaptiveController(self._control_params(cfg),
                                              learn=self._learns(cfg))
-        self.curve = curve_from_config(cfg)
+        self.curve = self.controller.corrected(curve_from_config(cfg))  # + learned shape
         self.learning = None if self._single_load() else learning_from_config(
             cfg, bypass_load(self.pwm_load) if self.allocator.bypass_after_s is not None else "")
         self.energy = energy
@@ -491,7 +491,7 @@ class WorkerCore:
 
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
-        self.cfg, self.curve = cfg, curve
+        self.cfg, self.curve = cfg, self.controller.corrected(curve)
         self.allocator.pwm_rating_w = cfg.load.rating_w
         self.allocator.margin_w = cfg.load.relay_margin_w
         self.allocator.on_after_s = cfg.load.relay_on_after_s
@@ -530,6 +530,8 @@ class WorkerCore:
             "tank_age_s": self.tank.age_s(now),
             **self._learned(self.pwm_load),  # the PWM load's; each load's in `loads`
             "rating_used_w": round(self._pwm_rating_w(), 1),
+            "curve_correction": [round(g, 3) for g in self.controller.curve_correction]
+            if self._single_load() else None,
         }
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vzdivert.rtworker.curve_correction import CurveCorrection
+
 WINDOW = 48            # ratios kept ...
 MAX_AGE_S = 900.0      # ... but older ones are dropped (mains voltage drifts) ...
 MIN_KEEP = 8           # ... unless fewer than this would be left (nothing new to learn from)
@@ -44,6 +46,7 @@ class RatingEstimator:
     def __init__(self, configured_w: float, max_delay_samples: int = 1) -> None:
         self.configured_w = float(configured_w)
         self.max_delay = int(max_delay_samples)
+        self.curve = CurveCorrection()  # the curve's shape per band, from the same moves
         self.reset()
 
     # -- public ------------------------------------------------------------------------
@@ -57,6 +60,7 @@ class RatingEstimator:
         self._born: list[float] = []  # when each ratio was taken (our own clock, s)
         self._clock_s = 0.0
         self.observations = 0
+        self.curve.reset()
         self._start_run()
 
     def _start_run(self) -> None:
@@ -72,6 +76,7 @@ class RatingEstimator:
         self._noise_w = 0.02 * self.configured_w
         self._target = self.rating_w
         self._pending: tuple[float, float] | None = None  # a pair awaiting its judge
+        self._pending_span = (0.0, 0.0)  # the fractions the meter saw it move between
         self._moves = [False] * BUSY_WINDOW  # our significant moves, newest first
 
     def restart(self) -> None:
@@ -115,13 +120,14 @@ class RatingEstimator:
         frac.insert(0, fraction)
         a = min(1.0, dt / TAU_S)
         self.rating_w += a * (self._target - self.rating_w)
+        self.curve.follow(a)
         return self.rating_w
 
     # -- persistence -------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"configured_w": self.configured_w, "rating_w": round(self.rating_w, 2),
                 "ratios": [[round(r, 2), round(w, 5)] for r, w in self.ratios],
-                "observations": self.observations}
+                "observations": self.observations, "curve": self.curve.to_state()}
 
     def load_state(self, data: Any) -> bool:
         """Take a saved state if it belongs to this configured rating; False (and nothing
@@ -143,6 +149,8 @@ class RatingEstimator:
         self.rating_w = rating
         self._update_target()
         self.rating_w = self._target  # it was at rest when saved, more or less
+        if "curve" in data:  # files from before the curve correction have none
+            self.curve.load_state(data["curve"], self._target, lo, hi, self._clock_s)
         return True
 
     # -- learning ----------------------------------------------------------------------
@@ -199,6 +207,7 @@ class RatingEstimator:
         busy = sum(moves) > BUSY_MOVES  # chasing clouds: the surplus moves with us
         if not suspect and not busy and abs(d_frac) >= min_move:
             self._pending = (d_grid, d_frac)
+            self._pending_span = (self._seen(d, 1), self._seen(d, 0))
 
     def _closed(self, jump_w: float) -> None:
         """The thermostat closed: the reading rose by what the load draws at the fraction
@@ -210,7 +219,7 @@ class RatingEstimator:
             return
         ratio = jump_w / fraction
         if LOW * self.configured_w <= ratio <= HIGH * self.configured_w:
-            self._add(ratio, fraction)
+            self._add(ratio, fraction, (0.0, fraction))
 
     def opened(self, jump_w: float, fraction: float) -> None:
         """The thermostat opened (a test confirmed it) while the load drew `fraction`, and
@@ -219,9 +228,12 @@ class RatingEstimator:
             return
         ratio = jump_w / fraction
         if LOW * self.configured_w <= ratio <= HIGH * self.configured_w:
-            self._add(ratio, fraction)
+            self._add(ratio, fraction, (0.0, fraction))
 
-    def _add(self, ratio: float, weight: float) -> None:
+    def _add(self, ratio: float, weight: float, span: tuple[float, float]) -> None:
+        """A clean move over the model fractions `span`: for the rating and the curve."""
+        self.curve.add(ratio, min(1.0, weight), *span, self._clock_s, WINDOW, MAX_AGE_S,
+                       MIN_KEEP)
         self.ratios.append((ratio, min(1.0, weight)))
         self._born.append(self._clock_s)
         while len(self.ratios) > WINDOW or (len(self.ratios) > MIN_KEEP
@@ -239,7 +251,7 @@ class RatingEstimator:
         lo, hi = LOW * self.configured_w, HIGH * self.configured_w
         if not lo <= ratio <= hi or abs(next_grid - ratio * next_frac) > tolerance_w:
             return
-        self._add(ratio, abs(d_frac))
+        self._add(ratio, abs(d_frac), self._pending_span)
 
     def _update_target(self) -> None:
         """Weighted median of the ratios and the prior; confidence from the data's weight
@@ -256,3 +268,4 @@ class RatingEstimator:
         agree = sum(w for r, w in self.ratios if abs(r - median) <= 0.05 * median)
         self.confidence = (data_w / total) * (agree / data_w if data_w > 0 else 0.0)
         self._target = median
+        self.curve.update(median)

@@ -1,5 +1,6 @@
 """Output curves: forward formulas, exact inverses (round trips, Hypothesis), monotone
-table interpolation, validation, selection from the config."""
+table interpolation, validation, selection from the config; the learned per-band correction
+keeps every curve monotone and within its bounds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from vzdivert.config import validate
+from vzdivert.rtworker.curve_correction import (
+    HIGH,
+    LOW,
+    BandMap,
+    CorrectedCurve,
+    CurveCorrection,
+)
 from vzdivert.rtworker.curves import (
     CURVES,
     ParametricCurve,
@@ -142,3 +150,49 @@ def test_curve_from_config() -> None:
     cfg = validate({"load": {"curve": "table", "curve_points": TABLE}})
     assert curve_from_config(cfg).power_fraction(0.5) == pytest.approx(0.45)
     assert "table" in curve_from_config(cfg).describe()
+
+
+factors = st.lists(st.floats(min_value=0.7, max_value=1.3), min_size=5, max_size=5)
+
+
+class Owner:
+    """What CorrectedCurve asks for the map in use (in the worker: the controller)."""
+
+    def __init__(self, band_map: BandMap) -> None:
+        self.band_map = band_map
+
+
+@settings(max_examples=200)
+@given(gains=factors, a=fractions, b=fractions, which=st.integers(0, 4))
+def test_corrected_curve_is_monotone_and_invertible(gains: list, a: float, b: float,
+                                                     which: int) -> None:
+    """Any learned band factors: the corrected curve stays monotone both ways, keeps its
+    ends and round-trips like the model does."""
+    band_map = BandMap()
+    band_map.set(gains)
+    curve = CorrectedCurve(all_curves()[which], Owner(band_map))
+    lo, hi = min(a, b), max(a, b)
+    assert band_map.true(lo) <= band_map.true(hi) + 1e-12
+    assert band_map.model(lo) <= band_map.model(hi) + 1e-12
+    assert band_map.model(band_map.true(a)) == pytest.approx(a, abs=1e-9)
+    assert curve.power_fraction(lo) <= curve.power_fraction(hi) + 1e-12
+    assert curve.duty(lo) <= curve.duty(hi) + 1e-12
+    assert curve.power_fraction(curve.duty(a)) == pytest.approx(a, abs=1e-3)
+    assert curve.duty(0.0) == 0.0 and curve.duty(1.0) == 1.0
+    assert curve.power_fraction(0.0) == 0.0 and curve.power_fraction(1.0) == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(moves=st.lists(st.tuples(st.floats(1000.0, 3000.0), st.floats(0.01, 1.0),
+                                fractions, fractions), max_size=40),
+       overall=st.floats(1000.0, 3000.0))
+def test_learned_factors_stay_within_their_bounds(moves: list, overall: float) -> None:
+    corr = CurveCorrection()
+    for k, (ratio, weight, f0, f1) in enumerate(moves):
+        corr.add(ratio, weight, f0, f1, float(k), 48, 900.0, 8)
+        corr.update(overall)
+        corr.follow(0.5)
+        assert all(LOW <= g <= HIGH for g in corr.targets)
+        assert all(LOW <= g <= HIGH for g in corr.factors)
+        assert corr.true(0.0) == 0.0 and corr.true(1.0) == pytest.approx(1.0)
+        assert all(x < y for x, y in pairwise(corr.true(i / 20) for i in range(21)))

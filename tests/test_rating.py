@@ -16,6 +16,8 @@ from vzdivert.config import validate
 from vzdivert.rtworker.adaptive import AdaptiveController
 from vzdivert.rtworker.controller import ControlParams
 from vzdivert.rtworker.core import WorkerCore
+from vzdivert.rtworker.curve_correction import CurveCorrection
+from vzdivert.rtworker.curves import PfcCurve
 from vzdivert.rtworker.rating import RatingEstimator
 from vzdivert.rtworker.rating_store import RatingStore
 
@@ -219,3 +221,135 @@ def test_no_margin_at_full_output() -> None:
     close_loop(ctl, plant, 10)
     assert ctl.command_w == pytest.approx(CONFIGURED_W)
     assert ctl.ctl.params.rating_w == pytest.approx(ctl.rating_learned_w, rel=0.003)
+
+
+# -- the curve's shape per band (rtworker/curve_correction.py) -------------------------------
+SLOPES = (0.8, 0.9, 1.0, 1.1, 1.2)  # the true curve's slope per fifth of the model's power
+
+
+def true_share(model_fraction: float) -> float:
+    """What a module draws (of its full power) where the model says `model_fraction`: the
+    model is off by the band slopes above (the mean is 1, so full output is still full)."""
+    f = min(1.0, max(0.0, model_fraction))
+    i = min(int(f * 5), 4)
+    return (sum(SLOPES[:i]) + SLOPES[i] * (f - i / 5) * 5) / 5
+
+
+def shaped_loop(ctl: AdaptiveController, plant: Plant, readings: int) -> None:
+    """The closed loop through the configured pfc curve (corrected as the controller
+    says) to a module that follows `true_share` instead of the pfc model."""
+    curve = ctl.corrected(PfcCurve())
+    model = PfcCurve()
+    grid_w = plant.reading(0.0)
+    for _ in range(readings):
+        duty = curve.duty(ctl.step(grid_w, 1.0))
+        grid_w = plant.reading(true_share(model.power_fraction(duty)))
+
+
+def model_error(ctl: AdaptiveController, true_w: float, lo: float, hi: float) -> float:
+    """Largest error (W) of the power the controller believes it commands, over the true
+    power fractions lo..hi."""
+    curve = ctl.corrected(PfcCurve())
+    model = PfcCurve()
+    worst = 0.0
+    for k in range(101):
+        fraction = lo + (hi - lo) * k / 100
+        duty = curve.duty(fraction)
+        worst = max(worst, abs(ctl.rating_w * fraction
+                               - true_w * true_share(model.power_fraction(duty))))
+    return worst
+
+
+@pytest.mark.parametrize("delay", [0, 1])
+def test_curve_correction_converges_on_a_mismatched_curve(delay: int) -> None:
+    """Noise and household steps that coincide with our moves: the bands the surplus
+    visits learn the module's slopes relative to the overall rating (the model is off by
+    up to 20 % there), and the power the controller believes it commands comes closer to
+    what the module draws."""
+    true_w = 1.2 * CONFIGURED_W
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    shaped_loop(ctl, Plant(true_w, delay, seed=5), 1800)
+    learned = [i for i, t in enumerate(ctl.estimator.curve.targets) if t != 1.0]
+    assert len(learned) >= 3
+    overall = ctl.estimator.rating_w / true_w
+    for i in learned:
+        ideal = SLOPES[i] / overall
+        assert ctl.curve_correction[i] == pytest.approx(ideal, abs=0.06)
+        if abs(ideal - 1.0) > 0.05:  # the model is off there: closer than the model
+            assert abs(ctl.curve_correction[i] - ideal) < 0.7 * abs(1.0 - ideal)
+    plain = AdaptiveController(ControlParams(rating_w=CONFIGURED_W), learn_curve=False)
+    shaped_loop(plain, Plant(true_w, delay, seed=5), 1800)
+    # full output: no further off than without (a band never visited stays at the model)
+    assert abs(ctl.rating_learned_w - true_w) <= abs(plain.rating_learned_w - true_w) \
+        + 0.01 * true_w
+    assert plain.band_map.identity and plain.curve_correction != [1.0] * 5  # not used
+    assert model_error(ctl, true_w, 0.25, 1.0) < 0.7 * model_error(plain, true_w, 0.25, 1.0)
+
+
+def test_a_band_without_data_stays_at_the_model() -> None:
+    """Moves only in the upper bands: those learn, the others stay exactly at 1."""
+    corr = CurveCorrection()
+    rng = random.Random(4)
+    for k in range(40):
+        lo = rng.uniform(0.6, 0.85)
+        corr.add(rng.gauss(2400.0, 20.0), 0.15, lo, lo + 0.15, float(k), 48, 900.0, 8)
+        corr.update(2000.0)
+    for _ in range(200):
+        corr.follow(0.05)
+    assert corr.factors[:3] == [1.0, 1.0, 1.0]
+    assert corr.factors[3] > 1.1 and corr.factors[4] > 1.1
+    assert max(corr.factors) <= 1.3
+
+
+def test_curve_correction_resets_with_the_rating() -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    shaped_loop(ctl, Plant(1.2 * CONFIGURED_W, 1, seed=5), 600)
+    assert not ctl.band_map.identity
+    ctl.update_params(ControlParams(rating_w=2600.0))
+    assert ctl.curve_correction == [1.0] * 5 and not ctl.estimator.curve.moves
+    assert ctl.band_map.identity and ctl.rating_w == 2600.0
+
+
+def test_curve_correction_survives_a_restart(tmp_path) -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    shaped_loop(ctl, Plant(1.2 * CONFIGURED_W, 1, seed=5), 900)
+    RatingStore(tmp_path, ctl.estimator).save()
+    saved = json.loads((tmp_path / "rating-load.json").read_text())
+    assert saved["curve"]["bands"] == 5 and saved["curve"]["moves"]
+
+    again = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    RatingStore(tmp_path, again.estimator)
+    assert again.curve_correction == pytest.approx(ctl.estimator.curve.targets, abs=0.01)
+    assert again.curve_correction != [1.0] * 5
+    assert again.rating_learned_w == pytest.approx(ctl.rating_learned_w, rel=0.02)
+
+    for curve in (None, {"bands": 7, "moves": []}, {"bands": 5, "moves": [[1e9, 1, 0, 1]]}):
+        data = dict(saved)  # a file from before the correction, or a bad curve part: the
+        if curve is None:   # rating is restored, the curve starts at the model
+            del data["curve"]
+        else:
+            data["curve"] = curve
+        (tmp_path / "rating-load.json").write_text(json.dumps(data))
+        old = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+        RatingStore(tmp_path, old.estimator)
+        assert old.curve_correction == [1.0] * 5 and old.estimator.ratios
+
+
+def test_core_controls_and_counts_with_the_corrected_curve() -> None:
+    """The worker converts power to duty and duty to power (energy) through the learned
+    shape, and shows it in its state."""
+    cfg = validate({"load": {"rating_w": CONFIGURED_W, "curve": "pfc"}})
+    core = WorkerCore(cfg, energy=type("Sink", (), {"add": lambda *a: None})(), now=0.0)
+    model = PfcCurve()
+    plant = Plant(1.2 * CONFIGURED_W, 1, seed=5)
+    grid_w = plant.reading(0.0)
+    for k in range(1, 900):
+        core.on_reading(grid_w, 1e9 + k, 1e9 + k, float(k))
+        grid_w = plant.reading(true_share(model.power_fraction(core.duty)))
+    state = core.state(900.0)
+    assert len(state["curve_correction"]) == 5 and state["curve_correction"] != [1.0] * 5
+    assert core.curve.power_fraction(core.duty) != model.power_fraction(core.duty)
+    if not core.controller.saturated and core.duty > 0.0:
+        assert state["power_w"] == pytest.approx(
+            core.curve.power_fraction(core.duty) * state["rating_used_w"], rel=1e-3)
+        assert core.curve.power_fraction(core.duty) == pytest.approx(core.fraction, abs=1e-3)

@@ -78,12 +78,24 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 )}
 
 
+ACTUATORS = ("pfc", "linear", "pfc_span", "pfc_kemo")
+
+
 def actuator_fraction(actuator: str, duty: float) -> float:
     """True power fraction of the actuator at a duty: `pfc` fires at angle pi*(1-duty)
-    (domain §3), `linear` is an SSR with burst firing."""
+    (domain §3), `linear` is an SSR with burst firing. Two modules that do not follow the
+    pfc model, for the curve-correction bench: `pfc_span` is a pfc module whose input spans
+    only 10-90 % of the duty (a 1-9 V input on a 0-10 V module: nothing below, full above),
+    `pfc_kemo` fires as the original project's hand-tuned Kemo curve says (acos mapping,
+    exponents 0.67 and 0.88)."""
     d = 0.0 if duty <= 0.0 else 1.0 if duty >= 1.0 else duty
     if actuator == "linear":
         return d
+    if actuator == "pfc_span":
+        d = min(1.0, max(0.0, (d - 0.1) / 0.8))
+    elif actuator == "pfc_kemo":
+        x = 1.0 - (1.0 - d ** (1.0 / 0.88)) ** (1.0 / 0.67)
+        return (1.0 - math.cos(math.pi * x)) / 2.0
     return max(0.0, min(1.0, d - math.sin(2.0 * math.pi * d) / (2.0 * math.pi)))
 
 
@@ -138,8 +150,9 @@ class House:
                  rating_w: float = 2000.0, rating_error: float | None = None,
                  relays: tuple[RelayLoad, ...] = ()):
         self.scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-        if actuator not in ("pfc", "linear"):
-            raise ValueError(f"actuator must be 'pfc' or 'linear', got {actuator!r}")
+        if actuator not in ACTUATORS:
+            raise ValueError(f"actuator must be one of {', '.join(ACTUATORS)}, got "
+                             f"{actuator!r}")
         if not 0.05 <= dt_s <= 60:
             raise ValueError(f"dt_s must be within 0.05..60 s, got {dt_s}")
         sc = self.scenario
@@ -261,7 +274,7 @@ class House:
         lo, hi = 0.0, 1.0
         for _ in range(40):
             mid = (lo + hi) / 2
-            if actuator_fraction("pfc", mid) < frac:
+            if actuator_fraction(self.actuator, mid) < frac:
                 lo = mid
             else:
                 hi = mid

@@ -62,6 +62,7 @@ def state_payload(state: dict[str, Any], health: dict[str, Any], ingest: dict[st
         "reading_age_s": state.get("reading_age_s"),
         "rating_learned_w": state.get("rating_learned_w"),
         "rating_confidence": state.get("rating_confidence"),
+        "curve_correction": state.get("curve_correction"),
         "loop": state.get("loop"),
         "loads": list(state.get("loads") or []),
         "state_age_s": _round(state_age_s),
