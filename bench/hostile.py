@@ -13,6 +13,9 @@ each figure beside the same figure for an undisturbed run in the same run.
      the UI out, beside no attack.
   --soak MIN: MIN minutes of a 1 Hz logger with a hostile burst every minute, RSS per
   process sampled each minute.
+  --bursts N: the soak's burst N times back to back against the ingest alone (4 parallel
+  max-size writes, 100 slow connections from 10 addresses, 5 logger writes), its RSS and
+  heap every 25 bursts: a creep shows in minutes instead of hours.
 
 Attackers bind 127.0.0.2 and up (all of 127.0.0.0/8 is loopback on Linux).
 Run: .venv/bin/python bench/hostile.py [--soak 20]
@@ -342,12 +345,49 @@ def soak(system: UISystem, minutes: float) -> None:
     print(f"   pids restarted: {sorted(n for n in names[1:] if pid_of(system, n) != pids[n])}")
 
 
+def heap_mb(pid: int) -> float:
+    """RSS of the process's brk heap (glibc's main arena), from smaps."""
+    lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith("[heap]"):
+            return next(int(v.split()[1]) for v in lines[i:] if v.startswith("Rss:")) / 1024
+    return 0.0
+
+
+def bursts(n: int) -> None:
+    from syshelp import IngestProcess
+    with tempfile.TemporaryDirectory() as tmp:
+        ing = IngestProcess(Path(tmp), max_body_bytes=MAX_BODY)
+        try:
+            pid, body = ing.proc.pid, lines_body(MAX_BODY)
+            for _ in range(3):
+                post(ing.port, lines_body(50_000))
+            print(f"ingest alone, {n} bursts back to back; MB:\n  burst     RSS   heap  peak RSS")
+            for i in range(n + 1):
+                if i % 25 == 0:
+                    print(f"   {i:4d}  {rss_mb(pid):6.1f} {heap_mb(pid):6.1f}  "
+                          f"{rss_mb(pid, 'VmHWM'):6.1f}", flush=True)
+                if i == n:
+                    break
+                assert parallel(4, post, ing.port, body) == [204] * 4
+                with SlowAttack(ing.port, 100, [f"127.0.0.{2 + j % 10}" for j in range(10)]):
+                    for k in range(5):
+                        post(ing.port, f"leistung value=-{k} {int(time.time() * 1000)}\n"
+                             .encode())
+        finally:
+            ing.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--soak", type=float, default=0.0, help="minutes; 0: no soak")
     parser.add_argument("--only", choices=("memory", "slow", "large", "lockout"),
                         help="run one part only")
+    parser.add_argument("--bursts", type=int, default=0, help="the ingest alone; 0: no")
     args = parser.parse_args()
+    if args.bursts:
+        bursts(args.bursts)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         system = UISystem(Path(tmp), webui=f'password = "{PASSWORD}"', password=PASSWORD,
                           need_worker=True)

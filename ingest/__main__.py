@@ -7,7 +7,7 @@ import threading
 
 import zmq
 
-from vzdivert import bus, process
+from vzdivert import bus, libc_malloc, process
 from vzdivert.httpfront import FrontEnd, Limits
 from vzdivert.ingest.auth import Auth, open_listener_warning
 from vzdivert.ingest.battery import BatteryPolicy
@@ -20,6 +20,7 @@ from vzdivert.ingest.stats import IngestStats
 
 def main(argv: list[str] | None = None) -> int:
     cfg, runtime_dir, log = process.start("ingest", argv)
+    libc_malloc.fix_mmap_threshold()  # 1 MB bodies must not fragment the heap (issue 16)
     ctx = zmq.Context()
     readings_sock = bus.bind(ctx, runtime_dir, "readings")
     stats_sock = bus.bind(ctx, runtime_dir, "ingest_stats")
