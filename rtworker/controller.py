@@ -27,7 +27,10 @@ Why it looks like this:
   meets the right power (no burst); the closing is recognised by the reading moving by the
   commanded power, or by a big move that the meter sees.
 - Ramps (cloud edges): the surplus moves on while our command travels to the meter; on
-  three consistent increments we lead by the increment over the delay window.
+  three consistent increments we lead by the increment over the delay window (the
+  smallest one when that window spans seconds: the S-shaped edge is slowing by then). A
+  jump of the export by the commanded power is tested only once it holds for a reading:
+  a rising edge can match it in size, but it rises on.
 - Time constants and the slew limit are in seconds, so 0.25 s, 1 s or 2 s data give the
   same behaviour in time; deadbeat is as fast as the data allow at any rate."""
 
@@ -46,6 +49,7 @@ _LAG_TAU_S = 60.0  # evidence about the meter's delay fades with this
 _EVIDENCE_TAU_S = 10.0  # evidence that saturation was misjudged fades with this
 _TRUST_STEPS = 2  # openings the meter showed as a step in a row before dips grow rare
 _TRUSTED_TOLERANCE = 0.35  # a jump within this of the commanded power is tested then
+_RAMP_SLOWING_S = 2.0  # a ramp lead over longer than this meets a cloud edge slowing down
 
 
 _DEFAULTS = {name: key.default for name, key in TUNABLES.items()}
@@ -124,6 +128,9 @@ class Controller:
         self._backoff = 1
         self._jump_test = False  # the pending test was started by a jump of the right size
         self._jump = (0.0, 0.0)  # the surplus-if-off before it and the fraction held then
+        self._jump_seen: tuple[float, ...] | None = None  # a jump not yet tested (as
+        # _jump, then what _start_test takes): the export must hold at its new level for a
+        # reading first, which an opening does and a rising cloud edge does not
         self.opened: tuple[float, float] | None = None  # set by the step that found an
         # opening from such a jump: (jump W, fraction), for the rating estimate
         self._ramp_hist = [0.0] * 4
@@ -181,6 +188,7 @@ class Controller:
             lead_n = 1
 
         was_saturated = self.saturated
+        seen, self._jump_seen = self._jump_seen, None  # a jump waits one reading
         if self._test_left:
             self._judge(s_off, lo_cmd, hi_cmd)
         if self.saturated:
@@ -189,11 +197,14 @@ class Controller:
                 self._misjudged(abs(s_on - self._s_on), abs(s_off - soff[1]), dt)
         elif not self._test_left and self._fresh:
             self._start_test(s_off, lo_cmd, hi_cmd)  # is anything connected at all?
-        elif not self._test_left and self._sharp_jump(hist, n):
-            self._start_test(s_off, lo_cmd, hi_cmd)
-            self._jump = (soff[n], hist[n] / rating)
+        elif not self._test_left and seen is not None and \
+                abs(s_off - soff[1]) <= 0.5 * _ARM_TOLERANCE * seen[1] * rating:
+            self._start_test(*seen[2:])  # the export holds at its new level: test from
+            self._jump = seen[:2]        # where the jump was seen
             self._jump_test = True
             self._probe_s = math.inf  # at 100 % only a dip can answer: probe now
+        elif not self._test_left and self._sharp_jump(hist, n):
+            self._jump_seen = (soff[n], hist[n] / rating, s_off, lo_cmd, hi_cmd)
         self._fresh = False
         if self.saturated and not was_saturated:  # our own drop to the surplus: next test
             self._start_test(s_off, lo_cmd, hi_cmd)
@@ -204,7 +215,7 @@ class Controller:
             for i in range(1, n):
                 surplus = soff[i] if soff[i] > surplus else surplus
         else:
-            surplus = s_on + self._ramp(s_on, lead_n)
+            surplus = s_on + self._ramp(s_on, lead_n, dt)
         self.surplus_w = surplus
 
         u = hist[0]
@@ -235,7 +246,7 @@ class Controller:
         self._s_new, self._s_old = s_new, s_old
         return self._lag_ev >= 2.0 * self.params.saturation_w
 
-    def _ramp(self, s_on: float, n: int) -> float:
+    def _ramp(self, s_on: float, n: int, dt: float) -> float:
         """On a steady ramp (clouds) the surplus will have moved on by the time our command
         shows: lead by the ramp's increment over the delay window."""
         h = self._ramp_hist
@@ -247,8 +258,12 @@ class Controller:
         lo = min(d0, d1, d2)
         hi = max(d0, d1, d2)
         if lo > 0.0 and lo >= 0.5 * hi or hi < 0.0 and hi <= 0.5 * lo:
-            mid = d0 + d1 + d2 - lo - hi
-            return self.params.ramp_lead * n * mid
+            # cloud edges are S-shaped: three agreeing increments of readings seconds apart
+            # and a lead over seconds reach the slowing end, so lead by the smallest one
+            # there (the median overshot the end by ~0.5 kW at 2 s readings, one late)
+            inc = (lo if lo > 0.0 else hi) if n * dt > _RAMP_SLOWING_S else \
+                d0 + d1 + d2 - lo - hi
+            return self.params.ramp_lead * n * inc
         return 0.0
 
     # -- saturation ----------------------------------------------------------------------

@@ -321,3 +321,45 @@ def test_converges_for_any_steady_surplus(surplus_w: float, rating_error: float,
     unreachable = max(0.0, surplus_w - 2000 * rating_error)
     assert errors[-1] <= unreachable + 1.0
     assert max(errors[10:]) <= max(errors[:10]) + 1e-6
+
+
+def _cloud_edge(s0: float, s1: float, edge_s: float, dt_s: float = 2.0
+                ) -> list[tuple[float, float, bool]]:
+    """Closed loop over an S-shaped cloud edge (s0 -> s1 W over edge_s from t = 60 s): a
+    linear 2.6 kW load that draws what it is told, a meter that averages each interval and
+    reports it one interval late. [(t, commanded W, saturated)] per reading."""
+    ctl = Controller(ControlParams(rating_w=2600.0))
+
+    def surplus(t: float) -> float:
+        x = min(1.0, max(0.0, (t - 60.0) / edge_s))
+        return s0 + (s1 - s0) * (1.0 - math.cos(math.pi * x)) / 2.0
+
+    sub = round(dt_s / 0.1)
+    t, fraction, shown, out = 0.0, 0.0, -s0, []
+    while t < 120.0:
+        mean = sum(fraction * 2600.0 - surplus(t + (i + 0.5) * dt_s / sub)
+                   for i in range(sub)) / sub
+        t += dt_s
+        fraction = ctl.step(shown, dt_s)
+        shown = mean
+        out.append((t, ctl.command_w, ctl.saturated))
+    return out
+
+
+@pytest.mark.parametrize("s0, s1, edge_s", [(600, 2600, 12), (600, 2600, 14), (500, 1900, 12)])
+def test_rising_cloud_edge_is_not_taken_for_an_opening_thermostat(s0: float, s1: float,
+                                                                  edge_s: float) -> None:
+    """At 2 s readings a rising edge can lift the export by about the power we command
+    within the jump's window while we raise the command as fast: a jump is tested only
+    once the export holds at its new level, which an opening does and an edge does not."""
+    assert not any(sat for _, _, sat in _cloud_edge(s0, s1, edge_s))
+
+
+@pytest.mark.parametrize("s0, s1, limit_w", [(2700, 850, 300), (500, 1900, 230)])
+def test_ramp_lead_does_not_overshoot_a_slowing_cloud_edge(s0: float, s1: float,
+                                                          limit_w: float) -> None:
+    """An S-shaped edge is slowing when three increments agree: the lead past its end
+    stays small (the median increment led to 0.36 kW below a falling edge's end)."""
+    cmds = [c for t, c, _ in _cloud_edge(s0, s1, 20.0) if t > 60.0]
+    overshoot = min(cmds) - s1 if s1 < s0 else s1 - max(cmds)
+    assert -limit_w <= overshoot
