@@ -20,6 +20,20 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from vzdivert import bus
 
+# per-load gauges: metric name, help, key of the load's entry in the state
+_LOAD_GAUGES = (
+    ("vzdivert_load_power_watts", "Power a load is estimated to draw", "power_w"),
+    ("vzdivert_load_on", "1 while a load is switched on", "on"),
+    ("vzdivert_load_duty_ratio",
+     "Duty (PWM) or level (relay, bypass) of a load's output (0..1)", "duty"),
+    ("vzdivert_load_energy_today_wh",
+     "Energy diverted into a load today, in Wh (resets at midnight)", "energy_today_wh"),
+    ("vzdivert_load_rating_learned_watts",
+     "What a load was learned to draw at full output, in W", "rating_learned_w"),
+    ("vzdivert_load_rating_confidence", "Confidence in a load's learned rating (0..1)",
+     "rating_confidence"),
+)
+
 
 class Feed(Protocol):
     """The newest bus message of each stream ({} until the first one arrived)."""
@@ -118,25 +132,8 @@ class FeedCollector:
         loads = [load for load in self.state.get("loads") or [] if isinstance(load, dict)]
         if not loads:
             return
-        families = [
-            (GaugeMetricFamily("vzdivert_load_power_watts",
-                               "Power a load is estimated to draw", labels=["load", "kind"]),
-             "power_w"),
-            (GaugeMetricFamily("vzdivert_load_on", "1 while a load is switched on",
-                               labels=["load", "kind"]), "on"),
-            (GaugeMetricFamily("vzdivert_load_duty_ratio",
-                               "Duty (PWM) or level (relay, bypass) of a load's output (0..1)",
-                               labels=["load", "kind"]), "duty"),
-            (GaugeMetricFamily("vzdivert_load_energy_today_wh",
-                               "Energy diverted into a load today, in Wh (resets at midnight)",
-                               labels=["load", "kind"]), "energy_today_wh"),
-            (GaugeMetricFamily("vzdivert_load_rating_learned_watts",
-                               "What a load was learned to draw at full output, in W",
-                               labels=["load", "kind"]), "rating_learned_w"),
-            (GaugeMetricFamily("vzdivert_load_rating_confidence",
-                               "Confidence in a load's learned rating (0..1)",
-                               labels=["load", "kind"]), "rating_confidence"),
-        ]
+        families = [(GaugeMetricFamily(name, text, labels=["load", "kind"]), key)
+                    for name, text, key in _LOAD_GAUGES]
         for family, key in families:
             for load in loads:
                 value = _number(load.get(key))
