@@ -254,12 +254,12 @@ class WorkerCore:
         """Split the controller's power between the loads; tell it what really went out."""
         alloc = self.allocator
         alloc.observe(self.controller.surplus_w, now)
-        forced = {}
-        full = bool(self.hot.full_kind)  # boost/top-up heats the PWM load, not every stage
+        forced = {}  # relays switched on (True) or off by a hold
         for relay in alloc.relays:
-            hold = None if full else self.holds.active(relay.name)
-            if full or hold is not None:
-                forced[relay.name] = hold is not None and hold.level >= 0.5
+            if self.hot.full_kind:  # boost/top-up heats the PWM load, not every stage
+                forced[relay.name] = False
+            elif (hold := self.holds.active(relay.name)) is not None:
+                forced[relay.name] = hold.level >= 0.5
         pwm_hold = self.holds.active(self.pwm_load)  # one that lets control run on
         if self.learning is None:  # one load: the controller's estimate, from this step
             alloc.pwm_rating_w = self._pwm_rating_w()
@@ -313,6 +313,13 @@ class WorkerCore:
             due = min(due, self.last_reading_mono + self.cfg.watchdog.stale_after_s - now)
         return due
 
+    def _expire(self, now: float) -> list[tuple[str, Hold]]:
+        """End holds whose time is up, and say so; returns them."""
+        ended = self.holds.expire(now)
+        for load, hold in ended:
+            log.info("%s hold on %s expired: control resumes", hold.kind, load)
+        return ended
+
     def manual(self, duty: float | None, hold_s: float, now: float) -> Plan | None:
         """Hold the PWM load at ``duty`` for ``hold_s`` (calibration); None hands back to
         the controller. Refused on stale data; ends by itself; stale data end it at once."""
@@ -354,13 +361,6 @@ class WorkerCore:
             self.tank.reading(tank_c, age_s, error, now)
         except ValueError as exc:
             raise Refused(str(exc)) from exc
-
-    def _expire(self, now: float) -> list[tuple[str, Hold]]:
-        """End holds whose time is up, and say so; returns them."""
-        ended = self.holds.expire(now)
-        for load, hold in ended:
-            log.info("%s hold on %s expired: control resumes", hold.kind, load)
-        return ended
 
     # -- write results -------------------------------------------------------------------
     def _write_plan(self, note: str = "") -> Plan:
