@@ -1,14 +1,13 @@
 """The worker's safety decisions as pure code: stale timer, old and out-of-order readings,
-holds and their expiry (calibration, hot water, the tank limit), the split of power between
-the loads (``Allocator``), output-fault
-recovery, read-back repair and energy accounting. The clock is passed in; every method
-returns the ``Plan`` the shell writes (or None: nothing to write). Every zeroing goes
-through ``safe_off(reason)``, the one way to the safe state of every output."""
+holds and their expiry (calibration here; hot water and the tank limit in ``modes``), the
+split of power between the loads (``Allocator``), output-fault recovery, read-back repair
+and energy accounting. The clock is passed in; every method returns the ``Plan`` the shell
+writes (or None: nothing to write). Every zeroing goes through ``safe_off(reason)``, the one
+way to the safe state of every output."""
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ from vzdivert.rtworker.controller import params_from_config
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.holds import Hold, Holds
 from vzdivert.rtworker.load_learning import learning_from_config
+from vzdivert.rtworker.modes import BOOST, PAUSE, HotWaterModes
 from vzdivert.rtworker.stats import LoopStats
 from vzdivert.rtworker.tank import TankLimit, limits_from_config
 
@@ -27,10 +27,6 @@ log = logging.getLogger("vzdivert.rtworker")
 
 MANUAL = "manual"
 MANUAL_MAX_S = 60.0
-# hot-water modes, sent by the hot-water process and refreshed by it (self-expiring)
-PAUSE, BOOST, TOPUP, TANK = "pause", "boost", "topup", "tank"
-HOT_WATER_MODES = ("auto", PAUSE, BOOST, TOPUP)
-MODE_MAX_S = 60.0
 RETUNE_SHARE = 0.005  # several loads: the controller's capacity follows the learned ratings
 FULL_POWER_TARGET_W = 1e6  # boost/top-up at full power: the controller is told import is
 # welcome, so it commands 100 % and keeps probing whether the load still draws (thermostat)
@@ -76,14 +72,18 @@ class WorkerCore:
         self.cfg = cfg
         self.pwm_load = cfg.load.name
         self.allocator = allocator_from_config(cfg, now)
+        self.learning = None if self._single_load() else learning_from_config(
+            cfg, bypass_load(self.pwm_load) if self.allocator.bypass_after_s is not None else "")
+        self._switched_on: dict[str, bool] = {}  # for the learning, refilled each reading
+        self.holds = Holds()
+        self.tank = TankLimit(limits_from_config(cfg))
+        self.hot = HotWaterModes(self.holds, self.tank, self.pwm_load,
+                                 [self.pwm_load, *(r.name for r in self.allocator.relays)])
         self.controller = AdaptiveController(self._control_params(cfg),
                                              learn=self._learns(cfg))
         self.curve = self.controller.corrected(curve_from_config(cfg))  # + learned shape
-        self.learning = None if self._single_load() else learning_from_config(
-            cfg, bypass_load(self.pwm_load) if self.allocator.bypass_after_s is not None else "")
         self.energy = energy
         self.stats = LoopStats()
-        self.holds = Holds()
         self.observers: list[Callable[[Step], None]] = []  # called after each control step
         self.stale = True  # no data yet: the outputs stay off until a fresh reading
         self.stale_reason = "no data yet"
@@ -99,10 +99,6 @@ class WorkerCore:
         for relay in self.allocator.relays:
             self.levels[relay_output(relay.name)] = 0.0
         self._written: dict[str, float] = {}  # what the outputs run, as far as we know
-        self.tank = TankLimit(limits_from_config(cfg))
-        self.held = ""  # why the tank limit holds the loads off ("" = it does not)
-        self.full_kind = ""  # BOOST or TOPUP while the controller runs at full power ...
-        self.full_until = 0.0  # ... until this (monotonic), unless refreshed
         self.error = ""
         self.output_fault = False
         self.readback_mismatches = 0
@@ -117,10 +113,10 @@ class WorkerCore:
         capacity_w = cfg.load.rating_w + sum(r.rating_w for r in cfg.relays)  # configured:
         # a new rating here means "learn afresh" to the estimator; with several loads the
         # controller does not learn, and the sum of the ratings in use is what it can place
-        if getattr(self, "learning", None) is not None:
+        if self.learning is not None:
             capacity_w = self.allocator.capacity_w
         params = replace(params_from_config(cfg), rating_w=capacity_w)
-        if getattr(self, "full_kind", ""):
+        if self.hot.full_kind:
             params = replace(params, target_w=FULL_POWER_TARGET_W)
         return params
 
@@ -154,15 +150,23 @@ class WorkerCore:
         return {"rating_learned_w": round(w, 1), "rating_confidence": round(confidence, 3)}
 
     def _learn(self, grid_w: float, dt_s: float) -> None:
-        """Several loads: each learns what it draws (see load_learning)."""
+        """Several loads: each learns what it draws (see load_learning) from this reading
+        and what was switched after it; what they learned is used from the next one."""
         if self.learning is None:
             return
-        alloc = self.allocator
-        on = {relay.name: relay.on for relay in alloc.relays}
+        alloc, on = self.allocator, self._switched_on
+        for relay in alloc.relays:
+            on[relay.name] = relay.on
         on[self.learning.bypass] = alloc.bypass
         self.learning.step(grid_w, dt_s, self.curve.power_fraction(self.levels[PWM_NAME]), on,
                            self.controller.saturated)
-        capacity_w = self.learning.use(alloc)
+        self._use_ratings()
+
+    def _use_ratings(self) -> None:
+        """Several loads: the learned ratings go into the allocator, and the controller's
+        capacity follows their sum (a change of rating, not a reset: no bump)."""
+        assert self.learning is not None
+        capacity_w = self.learning.use(self.allocator)
         if abs(capacity_w - self.controller.configured.rating_w) > RETUNE_SHARE * capacity_w:
             command_w = self.controller.command_w  # watts stay watts: no bump
             self.controller.update_params(self._control_params(self.cfg))
@@ -185,7 +189,10 @@ class WorkerCore:
         return Plan(levels=dict(self.levels), safe=True, reason=reason)
 
     def start(self, now: float) -> Plan:
-        """Start-up: whatever a previous worker left running goes off first."""
+        """Start-up: whatever a previous worker left running goes off first; ratings
+        restored from the state files go into use."""
+        if self.learning is not None:
+            self._use_ratings()
         return self.safe_off("start-up", now)
 
     def shutdown(self, reason: str, now: float) -> Plan:
@@ -199,7 +206,8 @@ class WorkerCore:
         self.account(now)
         self.stale, self.stale_reason = True, reason
         self.holds.end_on_stale()
-        self._full_power("", 0.0)
+        if self.hot.stale():
+            self._retarget()
         return self.safe_off(reason, now)
 
     # -- inputs --------------------------------------------------------------------------
@@ -221,12 +229,11 @@ class WorkerCore:
             self.stale, self.stale_reason = False, ""
         self.last_ts, self.last_reading_mono, self.grid_w = ts, now, grid_w
         ended = self._expire(now)
-        self._tank_hold(now)
-        if MANUAL in ended.split(", "):  # the controller paused while it held the level
+        self.hot.tank_hold(now)
+        if ended and _has_kind(ended, MANUAL):  # the controller paused while it held the level
             self.controller.reset()
-        if self.full_kind and now >= self.full_until:
-            log.info("%s expired: control resumes", self.full_kind)
-            self._full_power("", 0.0)
+        if self.hot.end_full(now):
+            self._retarget()
         if self.holds.freezing():
             self._hold_pwm(now)
             if self.learning is not None:
@@ -247,17 +254,16 @@ class WorkerCore:
         """Split the controller's power between the loads; tell it what really went out."""
         alloc = self.allocator
         alloc.observe(self.controller.surplus_w, now)
-        forced = {}
+        forced = {}  # relays switched on (True) or off by a hold
         for relay in alloc.relays:
-            hold = self.holds.active(relay.name)
-            if hold is not None:
+            if self.hot.full_kind:  # boost/top-up heats the PWM load, not every stage
+                forced[relay.name] = False
+            elif (hold := self.holds.active(relay.name)) is not None:
                 forced[relay.name] = hold.level >= 0.5
-        if self.full_kind:  # boost/top-up heats the PWM load, not every stage
-            forced.update({relay.name: False for relay in alloc.relays})
         pwm_hold = self.holds.active(self.pwm_load)  # one that lets control run on
-        rating_w = alloc.pwm_rating_w = self._pwm_rating_w()
-        if self.learning is not None:
-            self.learning.use(alloc)
+        if self.learning is None:  # one load: the controller's estimate, from this step
+            alloc.pwm_rating_w = self._pwm_rating_w()
+        rating_w = alloc.pwm_rating_w  # several: put in by _use_ratings
         held_w = 0.0 if pwm_hold is None else self.curve.power_fraction(pwm_hold.level) * rating_w
         want_w = self.controller.command_w
         if want_w >= self.controller.rating_w:  # full: every load full, whatever is learned
@@ -295,8 +301,9 @@ class WorkerCore:
         if not self.stale and now - self.last_reading_mono > stale_after_s:
             return self.go_stale(f"no fresh reading for {stale_after_s:g} s", now)
         ended = self._expire(now)
-        if MANUAL in ended.split(", ") and not self.stale:
-            return self.safe_off(f"{ended} hold expired", now)
+        if ended and _has_kind(ended, MANUAL) and not self.stale:
+            kinds = ", ".join(hold.kind for _, hold in ended)
+            return self.safe_off(f"{kinds} hold expired", now)
         return None
 
     def next_deadline(self, now: float) -> float:
@@ -305,6 +312,13 @@ class WorkerCore:
         if not self.stale:
             due = min(due, self.last_reading_mono + self.cfg.watchdog.stale_after_s - now)
         return due
+
+    def _expire(self, now: float) -> list[tuple[str, Hold]]:
+        """End holds whose time is up, and say so; returns them."""
+        ended = self.holds.expire(now)
+        for load, hold in ended:
+            log.info("%s hold on %s expired: control resumes", hold.kind, load)
+        return ended
 
     def manual(self, duty: float | None, hold_s: float, now: float) -> Plan | None:
         """Hold the PWM load at ``duty`` for ``hold_s`` (calibration); None hands back to
@@ -322,79 +336,31 @@ class WorkerCore:
         self._hold_pwm(now)
         return self._write_plan()
 
-    # -- hot water -----------------------------------------------------------------------
+    # -- hot water (see modes) -----------------------------------------------------------
     def hot_water(self, mode: str, power_w: float, hold_s: float, now: float) -> None:
-        """The hot-water process's mode for the next ``hold_s`` (it refreshes it): pause
-        (every load off), boost at power_w (0 = full power through the controller) or a
-        guarantee top-up (full power) of the PWM load. Every one ends by itself; stale data
-        and the tank limit beat them all; the next reading applies it. Control runs on
-        under these holds (told what really went out), so ending one needs no restart."""
-        if mode not in HOT_WATER_MODES:
-            raise Refused(f"hold: mode must be one of {', '.join(HOT_WATER_MODES)}")
-        if not 0.0 <= power_w <= 1e6 or not 0.0 < hold_s <= MODE_MAX_S:
-            raise Refused(f"hold: power_w must be >= 0 and hold_s 0..{MODE_MAX_S:g}")
-        until = now + hold_s
-        rating = self.cfg.load.rating_w
-        full = mode == TOPUP or (mode == BOOST and (power_w <= 0 or power_w >= rating))
-        if mode != PAUSE:
-            for load in self._load_names():
-                self.holds.clear(load, PAUSE)
-        if mode != BOOST or full:
-            self.holds.clear(self.pwm_load, BOOST)
-        if mode == PAUSE:
-            self._hold_all(PAUSE, until, "paused")
-        elif mode == BOOST and not full:
-            duty = self.curve.duty(min(1.0, power_w / self._pwm_rating_w()))
-            self.holds.put(self.pwm_load, Hold(BOOST, duty, until, f"boost at {power_w:.0f} W",
-                                               freezes_control=False))
-        self._full_power(mode if full else "", until)
-
-    def _load_names(self) -> list[str]:
-        return [self.pwm_load, *(relay.name for relay in self.allocator.relays)]
-
-    def _hold_all(self, kind: str, until: float, reason: str, ends_on_stale: bool = True
-                  ) -> None:
-        """Every load off (pause, the tank limit); control runs on, told that nothing went
-        out, and takes over again when the hold ends."""
-        for load in self._load_names():
-            self.holds.put(load, Hold(kind, 0.0, until, reason, ends_on_stale=ends_on_stale,
-                                      freezes_control=False))
-
-    def _full_power(self, kind: str, until: float) -> None:
-        """Run the controller with a target that welcomes import (full power), or back to
-        the configured target: a change of target, not a reset, so no bump."""
-        changed = bool(kind) != bool(self.full_kind)
-        self.full_kind, self.full_until = kind, until
+        """The hot-water process's mode for the next ``hold_s`` (it refreshes it). Stale
+        data and the tank limit beat every mode; the next reading applies it."""
+        try:
+            changed = self.hot.set(mode, power_w, hold_s, now, self.cfg.load.rating_w,
+                                   self._boost_duty)
+        except ValueError as exc:
+            raise Refused(str(exc)) from exc
         if changed:
-            self.controller.update_params(self._control_params(self.cfg))
+            self._retarget()
+
+    def _boost_duty(self, power_w: float) -> float:
+        return self.curve.duty(min(1.0, power_w / self._pwm_rating_w()))
+
+    def _retarget(self) -> None:
+        """Full power started or ended: the controller's target welcomes import, or is the
+        configured one again; a change of target, not a reset, so no bump."""
+        self.controller.update_params(self._control_params(self.cfg))
 
     def tank_reading(self, tank_c: float | None, age_s: float, error: str, now: float) -> None:
         try:
             self.tank.reading(tank_c, age_s, error, now)
         except ValueError as exc:
             raise Refused(str(exc)) from exc
-
-    def _tank_hold(self, now: float) -> bool:
-        """Put or lift the tank's off-hold on every load; True when it was lifted."""
-        held = self.tank.held(now)
-        if held and held != self.held:
-            if not self.held:
-                log.warning("heating held: %s", held)
-            self._hold_all(TANK, math.inf, held, ends_on_stale=False)
-        lifted = bool(self.held) and not held
-        if lifted:
-            log.info("heating resumes: tank limit lifted")
-            for load in self._load_names():
-                self.holds.clear(load, TANK)
-        self.held = held
-        return lifted
-
-    def _expire(self, now: float) -> str:
-        """End holds whose time is up; returns their kinds ("" if none ended)."""
-        ended = self.holds.expire(now)
-        for load, hold in ended:
-            log.info("%s hold on %s expired: control resumes", hold.kind, load)
-        return ", ".join(hold.kind for _, hold in ended)
 
     # -- write results -------------------------------------------------------------------
     def _write_plan(self, note: str = "") -> Plan:
@@ -492,13 +458,13 @@ class WorkerCore:
     def configure(self, cfg: Any, curve: Any) -> None:
         """New live settings (validated by the caller), without a bump."""
         self.cfg, self.curve = cfg, self.controller.corrected(curve)
-        self.allocator.pwm_rating_w = cfg.load.rating_w
         self.allocator.margin_w = cfg.load.relay_margin_w
         self.allocator.on_after_s = cfg.load.relay_on_after_s
         self.allocator.off_after_s = cfg.load.relay_off_after_s
         if self.learning is not None:
             self.learning.set_configured(cfg.load.rating_w, cfg.control.max_delay_samples,
                                          cfg.load.learn_rating)
+            self.learning.use(self.allocator)  # the capacity below is what they sum to
         self.controller.update_params(self._control_params(cfg), learn=self._learns(cfg))
         self.tank.limits = limits_from_config(cfg)
 
@@ -509,7 +475,7 @@ class WorkerCore:
         for kind in (MANUAL, PAUSE, BOOST):
             if self.holds.get(self.pwm_load, kind) is not None:
                 return kind
-        return self.full_kind or "auto"
+        return self.hot.full_kind or "auto"
 
     def state(self, now: float, loads_today_wh: dict[str, float] | None = None
               ) -> dict[str, Any]:
@@ -526,13 +492,17 @@ class WorkerCore:
             "saturated": self.controller.saturated, "error": self.error,
             "readback_mismatches": self.readback_mismatches,
             "reading_age_s": now - self.last_reading_mono, "loads": loads,
-            "hold_reason": self.held, "tank_c": self.tank.tank_c,
+            "hold_reason": self.hot.held, "tank_c": self.tank.tank_c,
             "tank_age_s": self.tank.age_s(now),
             **self._learned(self.pwm_load),  # the PWM load's; each load's in `loads`
             "rating_used_w": round(self._pwm_rating_w(), 1),
             "curve_correction": [round(g, 3) for g in self.controller.curve_correction]
             if self._single_load() else None,
         }
+
+
+def _has_kind(ended: list[tuple[str, Hold]], kind: str) -> bool:
+    return any(hold.kind == kind for _, hold in ended)
 
 
 def allocator_from_config(cfg: Any, now: float) -> Allocator:

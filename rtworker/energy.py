@@ -18,14 +18,13 @@ class EnergyCounter:
         self.save_every_s = save_every_s
         data = read_json(self.path, {}) or {}
         self.total_wh = float(data.get("total_wh", 0.0))
-        self.day = data.get("day", _today())
-        same_day = self.day == _today()
+        self.day = _today()  # once: a start at midnight must not see two days
+        same_day = data.get("day", self.day) == self.day
         self.today_wh = float(data.get("today_wh", 0.0)) if same_day else 0.0
         # per load (several loads): today only; the total stays one number
         self.loads_today_wh: dict[str, float] = {
             str(k): float(v) for k, v in (data.get("loads_today_wh") or {}).items()
         } if same_day else {}
-        self.day = _today()
         self._last_save = time.monotonic()
         self._dirty = False
 

@@ -1,10 +1,13 @@
-"""Self-expiring holds on a load: something outside the control loop (calibration's manual
-duty; later boost, pause, tank temperature) fixes a load's level for a while. Every hold
-ends by itself, so a client that dies cannot leave a load on. Pure: the clock is passed in."""
+"""Holds on a load: something outside the control loop (calibration's manual duty, the
+hot-water modes, the tank limit) fixes a load's level for a while. Each ends by itself (the
+tank limit's when the tank allows), so a client that dies cannot leave a load on. Pure: the
+clock is passed in."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class Hold:
     freezes_control: bool = True  # the controller pauses while it holds (calibration)
 
 
+_LEVEL = attrgetter("level")
+
+
 class Holds:
     """The active holds by load name. When several hold one load the lowest level wins:
     an "off" (pause, tank too hot) always beats an "on" (boost, manual)."""
@@ -27,8 +33,16 @@ class Holds:
     def put(self, load: str, hold: Hold) -> None:
         self._by_load.setdefault(load, {})[hold.kind] = hold
 
+    def put_all(self, loads: Iterable[str], hold: Hold) -> None:
+        for load in loads:
+            self.put(load, hold)
+
     def clear(self, load: str, kind: str) -> Hold | None:
         return self._by_load.get(load, {}).pop(kind, None)
+
+    def clear_all(self, loads: Iterable[str], kind: str) -> None:
+        for load in loads:
+            self.clear(load, kind)
 
     def get(self, load: str, kind: str) -> Hold | None:
         return self._by_load.get(load, {}).get(kind)
@@ -38,7 +52,7 @@ class Holds:
         holds = self._by_load.get(load)
         if not holds:
             return None
-        return min(holds.values(), key=lambda h: h.level)
+        return min(holds.values(), key=_LEVEL)
 
     def freezing(self) -> bool:
         """A hold that pauses the controller is on (a fixed load would fool its estimate)."""

@@ -275,8 +275,9 @@ class IngestProcess:
         return Path(self.log_path).read_text(errors="replace") if self.log else ""
 
     def close(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(10)
+        if self.proc.poll() is None:  # a test may have stopped it already
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
         self.ctx.destroy(0)
         if self.log:
             self.log.close()

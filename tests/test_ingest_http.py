@@ -172,6 +172,41 @@ def test_forwarding_to_a_real_influxdb(tmp_path: Path, influx) -> None:
         ing.close()
 
 
+class LoggedIngest(Ingest):
+    """The ingest process with its log (stderr) kept in a file."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.log_path = tmp / "ingest.log"
+        super().__init__(tmp)
+
+
+@pytest.fixture
+def logged_ingest(tmp_path: Path):
+    ing = LoggedIngest(tmp_path)
+    yield ing
+    ing.close()
+
+
+def test_sigterm_with_idle_keep_alive_connections_logs_no_traceback(
+        logged_ingest: LoggedIngest) -> None:
+    """Connections still open at a clean stop end quietly: Python 3.11's start_server logged
+    each handler cancelled at shutdown as an error, with a CancelledError traceback."""
+    ing = logged_ingest
+    conns = []
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", ing.port, timeout=5)
+        conn.request("GET", "/ping")
+        assert conn.getresponse().read() == b""
+        conns.append(conn)  # kept alive, idle: its handler waits for the next request
+    ing.proc.send_signal(signal.SIGTERM)
+    assert ing.proc.wait(10) == 0
+    log = ing.log_text()
+    assert "INFO stopped" in log
+    assert "Traceback" not in log and "CancelledError" not in log, log
+    for conn in conns:
+        conn.close()
+
+
 def test_sigterm_with_a_keep_alive_client_still_posting(tmp_path: Path) -> None:
     """vzlogger keeps its connection open and goes on posting; stopping must not wait
     for it to stop (a server that drains open connections would wait until they go quiet)."""

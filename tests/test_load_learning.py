@@ -13,6 +13,7 @@ from vzdivert.config import validate
 from vzdivert.output import PWM_NAME, relay_output
 from vzdivert.plant import House, RelayLoad, Scenario
 from vzdivert.rtworker.core import WorkerCore
+from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.load_learning import HIGH, LOW, LoadLearning, SwitchedRating
 from vzdivert.rtworker.rating_store import RatingStore
 
@@ -191,3 +192,25 @@ def test_the_bypass_learns_what_bridging_the_module_changes() -> None:
     assert learning.bypass_rating_w() == pytest.approx(2100.0, rel=0.03)
     learning.learn = False
     assert learning.bypass_rating_w() == learning.pwm_rating_w() == PWM_W
+
+
+def test_learned_ratings_are_used_from_the_start_and_kept_by_live_settings() -> None:
+    """Ratings restored from the state files go into the allocator at start-up, and the
+    controller's capacity is their sum; a live setting keeps it (it used to take the PWM
+    load's configured rating until the next reading retuned it back: a bump)."""
+    cfg = validate({"load": {"rating_w": PWM_W, "curve": "pfc"}, "relays": [
+        {"name": name, "gpio": 20 + i, "rating_w": w}
+        for i, (name, w) in enumerate(CONFIGURED.items())]})
+    core = WorkerCore(cfg, type("Sink", (), {"add": lambda *a: None})(), 0.0)
+    assert core.learning is not None
+    pwm, r0 = core.learning.pwm, core.learning.switched.ratings["r0"]
+    pwm.rating_w, pwm.confidence = 2400.0, 1.0  # as restored by the rating stores
+    for _ in range(3):
+        r0.add(1300.0)
+    learned_w = 2400.0 + r0.value + CONFIGURED["r1"]
+    core.start(0.0)
+    assert core.allocator.capacity_w == pytest.approx(learned_w)
+    assert core.controller.configured.rating_w == pytest.approx(learned_w)
+    new = cfg.with_settings({"target_w": 50.0})
+    core.configure(new, curve_from_config(new))
+    assert core.controller.configured.rating_w == pytest.approx(learned_w)

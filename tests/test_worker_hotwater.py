@@ -98,7 +98,7 @@ def test_topup_is_full_power_and_a_stale_meter_ends_it() -> None:
     rig.t += 11
     plan = rig.core.tick(rig.t)
     assert plan is not None and plan.safe and rig.core.duty == 0.0
-    assert rig.core.mode() == "stale" and not rig.core.full_kind
+    assert rig.core.mode() == "stale" and not rig.core.hot.full_kind
 
 
 def test_no_temperature_holds_off_when_a_sensor_is_configured() -> None:
@@ -109,7 +109,7 @@ def test_no_temperature_holds_off_when_a_sensor_is_configured() -> None:
     assert rig.reading(-1500.0) > 0.5
     rig.t += 121
     assert rig.reading(-1500.0) == 0.0
-    assert "no tank temperature for 12" in rig.core.held
+    assert "no tank temperature for 12" in rig.core.hot.held
 
 
 def test_max_c_stops_every_mode_and_hysteresis_resumes() -> None:
@@ -125,7 +125,7 @@ def test_max_c_stops_every_mode_and_hysteresis_resumes() -> None:
     assert rig.reading(-1500.0) == 0.0
     rig.tank(56.5)
     assert importing(rig, 3, grid_w=-1500.0) > 0.5
-    assert rig.core.held == ""
+    assert rig.core.hot.held == ""
 
 
 def test_bad_commands_are_refused() -> None:
@@ -178,5 +178,5 @@ def test_a_boost_keeps_the_learned_rating() -> None:
     est.rating_w, est.ratios = 2400.0, [(2400.0, 1.0)]  # as if learned from earlier moves
     rig.core.allocator.pwm_rating_w = 2400.0  # what the allocator runs the PWM load at
     rig.mode("boost")
-    assert rig.core.full_kind == "boost"
+    assert rig.core.hot.full_kind == "boost"
     assert est.rating_w == 2400.0 and est.ratios

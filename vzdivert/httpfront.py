@@ -207,6 +207,16 @@ class FrontEnd:
 
     # --- one connection ------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """``start_server``'s callback. Only the shutdown cancels it (``asyncio.run`` cancels
+        what is left), and then it ends quietly: Python 3.11's ``start_server`` logs a
+        cancelled callback as an unhandled error with a traceback. Real errors still are."""
+        try:
+            await self._connection(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                          ) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
         if hasattr(writer.transport, "max_size"):  # asyncio's selector transport reads 256 kB
             writer.transport.max_size = READ_BYTES  # at a time into a connection's buffer
