@@ -4,8 +4,9 @@ threshold engine, and by two oracles: one that switches relays freely every seco
 that honours the same minimum on/off times as ours (dynamic programming with perfect
 foresight, bench/relay_plan.py). Prints loss above each oracle, relay switches per hour and
 how well a relay thermostat opening while on is seen; then relays that draw other than
-configured, with learning on and off. Run: python bench/control.py --loads
-(or python bench/loads.py [--seeds K])"""
+configured, with learning on and off; opt-in, a causal yardstick (no foresight, the best
+policy for a switch price: bench/causal_plan.py). Run: python bench/control.py --loads
+(or python bench/loads.py [--seeds K] [--causal])"""
 
 from __future__ import annotations
 
