@@ -4,8 +4,9 @@ threshold engine, and by two oracles: one that switches relays freely every seco
 that honours the same minimum on/off times as ours (dynamic programming with perfect
 foresight, bench/relay_plan.py). Prints loss above each oracle, relay switches per hour and
 how well a relay thermostat opening while on is seen; then relays that draw other than
-configured, with learning on and off. Run: python bench/control.py --loads
-(or python bench/loads.py [--seeds K])"""
+configured, with learning on and off; opt-in, a causal yardstick (no foresight, the best
+policy for a switch price: bench/causal_plan.py). Run: python bench/control.py --loads
+(or python bench/loads.py [--seeds K] [--causal])"""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from causal_plan import EPOCH_S, Policy, state_of, weather  # noqa: E402
 from relay_plan import best_plan  # noqa: E402
 
 from vzdivert.config import validate  # noqa: E402
@@ -271,6 +273,51 @@ class OracleBudget(OracleMin):
                 lo = mid
 
 
+_POLICIES: dict[tuple, Policy] = {}  # solved once per scenario, relays, lock and price
+
+
+class Causal:
+    """The causal yardstick: knows the true present surplus, which loads can draw and the
+    present weather (clear, or a cloud and how deep it is now; the kettle) like the
+    oracles, and the weather's statistics (the scenario's mean spell lengths, exponential;
+    depth uniform), but not the future. Its relays follow the Bayes-optimal policy for
+    least loss plus ``price_wh`` per switch, honouring the minimum times
+    (bench/causal_plan.py; decisions every EPOCH_S); the PWM load takes exactly the rest,
+    as with the oracles."""
+
+    def __init__(self, scenario: Scenario, relays: tuple[RelayLoad, ...],
+                 overrides: dict[str, float], price_wh: float, dt_s: float):
+        self.n = len(relays)
+        min_s = max(overrides.get("min_on_s", MIN_ON_OFF_S),
+                    overrides.get("min_off_s", MIN_ON_OFF_S))
+        lock = max(1, math.ceil(min_s / EPOCH_S - 1e-9))
+        ratings = [r.rating_w for r in relays]
+        key = (scenario, tuple(ratings), lock, price_wh)
+        if key not in _POLICIES:
+            _POLICIES[key] = Policy(weather(scenario), self.n, lock,
+                                    lambda s, a: _loss(s, RATING_W, ratings, a), price_wh)
+        self.policy = _POLICIES[key]
+        self.min_s, self.lock = min_s, lock
+        self.mask, self.free_at = 0, [-1e9] * self.n
+
+    def act(self, grid_w: float, t: float, house: House) -> tuple[float, list[bool]]:
+        surplus = house.surplus_w
+        pwm_cap, relay_caps = house.available_w()
+        # every step (not only every epoch: a late reaction to a cloud edge costs), with
+        # the time each relay is still locked in whole epochs
+        loss = [_loss(surplus, pwm_cap, relay_caps, a) for a in range(1 << self.n)]
+        w = state_of(self.policy.wx, *house.weather_now())
+        locks = tuple(min(self.lock - 1, max(0, math.ceil((f - t) / EPOCH_S - 1e-9)))
+                      for f in self.free_at)
+        mask, _ = self.policy.choose(w, self.mask, locks, loss)
+        for i in range(self.n):
+            if (mask ^ self.mask) >> i & 1:
+                self.free_at[i] = t + self.min_s
+        self.mask = mask
+        return house.duty_for(_pwm(surplus, pwm_cap, relay_caps, self.mask)), \
+            _bits(self.mask, self.n)
+
+
 def _switches(plan: list[int]) -> int:
     return sum((a ^ b).bit_count() for a, b in zip(plan, plan[1:], strict=False))
 
@@ -314,6 +361,8 @@ def _run(name: str, engine: str, seed: int, overrides: dict[str, float]) -> Resu
         costs = _COSTS[(name, seed)]
         eng = OracleMin(relays, overrides, costs, house.dt_s) if engine == "oracle_min" \
             else OracleBudget(relays, overrides, costs, house.dt_s, float(engine[7:]))
+    elif engine.startswith("causal_"):
+        eng = Causal(scenario, relays, overrides, float(engine[7:]), house.dt_s)
     else:
         eng = {"ours": Ours, "threshold": Threshold, "oracle": Oracle}[engine](
             relays, overrides, CONFIGURED_W.get(name))
@@ -421,6 +470,75 @@ def budget_rows(seeds: int, per_hour: int, overrides: dict[str, float]) -> None:
               f"{c[engine].loss_wh:.1f}, {c[engine].switches_per_h:.0f} |")
 
 
+CAUSAL_PRICES_WH = tuple(float(p) for p in range(0, 21, 2))  # switch prices, then bisected
+CAUSAL_BUDGET = 6.0  # relay switches an hour in clouds_5k, as for ours
+
+
+def causal_price(seed: int, overrides: dict[str, float], fixed: float | None = None) -> float:
+    """The switch price (Wh) for the causal yardstick on this seed: the prices of the grid,
+    refined by bisection where clouds_5k crosses CAUSAL_BUDGET switches an hour; of those
+    within the budget there, the one of least loss over all scenarios (chosen after the
+    fact, per seed: if anything, this flatters the yardstick)."""
+    if fixed is not None:
+        return fixed
+
+    def switches(p: float) -> float:
+        return run("clouds_5k", f"causal_{p:g}", seed, overrides).switches_per_h
+
+    prices = list(CAUSAL_PRICES_WH)
+    over = [p for p in prices if switches(p) > CAUSAL_BUDGET]
+    within = [p for p in prices if switches(p) <= CAUSAL_BUDGET]
+    if over and within and max(over) < min(within):
+        lo, hi = max(over), min(within)
+        for _ in range(4):
+            mid = (lo + hi) / 2
+            prices.append(mid)
+            lo, hi = (mid, hi) if switches(mid) > CAUSAL_BUDGET else (lo, mid)
+    fits = [(sum(run(n, f"causal_{p:g}", seed, overrides).loss_wh for n in SCENARIOS), p)
+            for p in sorted(prices) if switches(p) <= CAUSAL_BUDGET]
+    return min(fits)[1] if fits else max(prices)
+
+
+def causal_rows(seeds: int, overrides: dict[str, float], fixed: float | None = None) -> None:
+    """Is the target reachable without foresight? The causal yardstick at the switch price
+    that keeps clouds_5k within the budget, against ours, over the seeds."""
+    chosen = (f"{fixed:g} Wh on every seed" if fixed is not None else
+              f"chosen per seed from {CAUSAL_PRICES_WH[0]:g}..{CAUSAL_PRICES_WH[-1]:g} Wh as "
+              f"the least loss of those with <= {CAUSAL_BUDGET:g} switches an hour in "
+              f"clouds_5k")
+    print(f"\nCausal yardstick (true present surplus and weather, the weather's statistics, "
+          f"no foresight; the best relay policy for loss + a price per switch, the price "
+          f"{chosen}; loss in Wh summed over the scenarios; ratio = above oracle_min / the "
+          f"threshold engine above oracle_min):\n")
+    print("| seed | ours | threshold | oracle_min | causal | ratio ours | ratio causal | "
+          "price (Wh) | clouds_5k: ours, causal, its switches/h | slow_clouds_5k: ours, "
+          "causal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    per_scenario: dict[str, list[tuple[float, float]]] = {n: [] for n in SCENARIOS}
+    for seed in range(1, seeds + 1):
+        causal = f"causal_{causal_price(seed, overrides, fixed):g}"
+        tot = {e: sum(run(n, e, seed, overrides).loss_wh for n in SCENARIOS)
+               for e in ("ours", "threshold", "oracle_min", causal)}
+        for n in SCENARIOS:
+            per_scenario[n].append((run(n, "ours", seed, overrides).loss_wh,
+                                    run(n, causal, seed, overrides).loss_wh))
+        base = tot["threshold"] - tot["oracle_min"]
+        c = {e: run("clouds_5k", e, seed, overrides) for e in ("ours", causal)}
+        sc = {e: run("slow_clouds_5k", e, seed, overrides) for e in ("ours", causal)}
+        print(f"| {seed} | {tot['ours']:.1f} | {tot['threshold']:.1f} | "
+              f"{tot['oracle_min']:.1f} | {tot[causal]:.1f} | "
+              f"{(tot['ours'] - tot['oracle_min']) / base:.3f} | "
+              f"{(tot[causal] - tot['oracle_min']) / base:.3f} | {causal[7:]} | "
+              f"{c['ours'].loss_wh:.1f}, {c[causal].loss_wh:.1f}, "
+              f"{c[causal].switches_per_h:.0f} | {sc['ours'].loss_wh:.1f}, "
+              f"{sc[causal].loss_wh:.1f} |")
+    print("\nBy scenario, loss of ours - causal (Wh; > 0: ours loses more), seeds 1..:\n")
+    print("| scenario | " + " | ".join(str(k) for k in range(1, seeds + 1)) + " |")
+    print("|---|" + "---:|" * seeds)
+    for n, pairs in per_scenario.items():
+        print(f"| {n} | " + " | ".join(f"{o - c:+.1f}" for o, c in pairs) + " |")
+
+
 def wrong_rows(seeds: int, overrides: dict[str, float]) -> None:
     """Relays drawing 1.3x and 0.7x their configured ratings: loss above the oracle with
     learning on and off, and what was learned after LEARNED_AT_S."""
@@ -455,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=0, metavar="N",
                     help="also: an oracle with min times and at most N relay switches an "
                          "hour, over the seeds (slow: a dynamic programme per bisection step)")
+    ap.add_argument("--causal", action="store_true",
+                    help="also: the causal yardstick (no foresight, a priced switch policy) "
+                         "over the seeds (slow: a switch-price sweep per seed)")
+    ap.add_argument("--causal-price", type=float, default=None, metavar="WH",
+                    help="with --causal: this switch price on every seed instead of the sweep")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override: relay_margin_w, min_on_s, min_off_s (experiments)")
     args = ap.parse_args(argv)
@@ -468,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds:
         seed_rows(args.seeds, overrides)
     wrong_rows(max(args.seeds, 1), overrides)
+    if args.causal:
+        causal_rows(args.seeds or 1, overrides, args.causal_price)
     if args.budget:
         budget_rows(args.seeds or 1, args.budget, overrides)
     print(f"\n(ran in {time.perf_counter() - t0:.0f} s)")

@@ -258,6 +258,13 @@ class House:
         v = 1.0 + sc.mains_swing * math.sin(2 * math.pi * self.t_s / sc.mains_period_s)
         return self.true_rating_w * v * v
 
+    def weather_now(self) -> tuple[float, bool, bool]:
+        """The present weather, for the bench's causal yardstick (which knows the present
+        but not the future): the shade a cloud casts now without its texture (0: clear
+        sky), whether a cloud is coming or there (False once its leaving edge began), and
+        whether the kettle is on."""
+        return 1.0 - self._cloud_base, self._cloud_to < 1.0, self._kettle_on
+
     def available_w(self) -> tuple[float, list[float]]:
         """What the PWM heater and each relay load could draw right now (0: thermostat
         open), for the oracle."""
