@@ -16,8 +16,10 @@ from vzdivert.testing.pigpiod_emulator import PigpiodEmulator
 def test_export_raises_import_lowers_stale_zeroes(system: System,
                                                  emulator: PigpiodEmulator) -> None:
     export_until_on(system, emulator)
-    state = system.state()
-    assert state["grid_w"] == -800 and state["duty"] > 0 and not state["stale"]
+    # the UI's state follows the worker's stream, which may trail the emulator's write
+    state = wait_for(lambda: (s := system.state())["duty"] > 0 and s, 5, 0.1,
+                     what="the state showing the duty the emulator got")
+    assert state["grid_w"] == -800 and not state["stale"]
     assert set(state) >= {"grid_w", "duty", "power_w", "energy_wh", "stale", "target_w",
                           "processes"}
     high = duty(emulator)
