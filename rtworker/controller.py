@@ -28,7 +28,11 @@ Why it looks like this:
   commanded power, or by a big move that the meter sees.
 - Ramps (cloud edges): the surplus moves on while our command travels to the meter; on
   three consistent increments we lead by the increment over the delay window (the
-  smallest one when that window spans seconds: the S-shaped edge is slowing by then). A
+  smallest one when that window spans seconds: the S-shaped edge is slowing by then).
+  When that window spans seconds and three increments of one sign are each well above the
+  surplus's jitter (a cloud edge, not household noise), the lead follows the edge's S
+  shape instead: from the increments' own curvature, accelerating early, stopping at the
+  edge's end, never further than the edge has come (so not past a step's end). A
   jump of the export by the commanded power is tested only once it holds for a reading:
   a rising edge can match it in size, but it rises on.
 - Time constants and the slew limit are in seconds, so 0.25 s, 1 s or 2 s data give the
@@ -50,6 +54,7 @@ _EVIDENCE_TAU_S = 10.0  # evidence that saturation was misjudged fades with this
 _TRUST_STEPS = 2  # openings the meter showed as a step in a row before dips grow rare
 _TRUSTED_TOLERANCE = 0.35  # a jump within this of the commanded power is tested then
 _RAMP_SLOWING_S = 2.0  # a ramp lead over longer than this meets a cloud edge slowing down
+_EDGE_JITTER = 8.0  # increments this many times the surplus's jitter are a cloud edge
 
 
 _DEFAULTS = {name: key.default for name, key in TUNABLES.items()}
@@ -90,6 +95,26 @@ def params_from_config(cfg: Any) -> ControlParams:
     names = {f.name for f in fields(ControlParams)} - {"rating_w"}
     return ControlParams(rating_w=cfg.load.rating_w,
                          **{n: getattr(ctl, n) for n in names if hasattr(ctl, n)})
+
+
+def _edge_ahead(d0: float, d1: float, d2: float, n: int) -> float:
+    """Where an S-shaped edge will be n readings on, from its last three increments
+    (newest first, one sign): a sampled half sine obeys d[k+1] = 2 c d[k] - d[k-1] with
+    c = cos(its phase step), so c comes from the three and the recurrence runs on until
+    the edge stops (an increment changes sign). Never more than it has covered so far:
+    past the edge's middle what is left is less than that, and a step split over two
+    readings is not followed far."""
+    sign = 1.0 if d0 > 0.0 else -1.0
+    a0, a1, a2 = sign * d0, sign * d1, sign * d2
+    c = min(1.0, (a0 + a2) / (2.0 * a1))
+    ahead, prev, cur = 0.0, a1, a0
+    for _ in range(n):
+        nxt = 2.0 * c * cur - prev
+        if nxt <= 0.0:
+            break
+        ahead += nxt
+        prev, cur = cur, nxt
+    return sign * min(ahead, a0 + a1 + a2)
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:
@@ -134,6 +159,7 @@ class Controller:
         self.opened: tuple[float, float] | None = None  # set by the step that found an
         # opening from such a jump: (jump W, fraction), for the rating estimate
         self._ramp_hist = [0.0] * 4
+        self._jitter_w = 0.02 * self.params.rating_w
         self._fresh = True  # the first big move after a (re)start is checked too
         self._evidence = 0.0
         self._s_new: float | None = None
@@ -248,15 +274,27 @@ class Controller:
 
     def _ramp(self, s_on: float, n: int, dt: float) -> float:
         """On a steady ramp (clouds) the surplus will have moved on by the time our command
-        shows: lead by the ramp's increment over the delay window."""
+        shows: lead by the ramp's increment over the delay window; a big edge seen seconds
+        apart by where its S shape goes (`_edge_ahead`)."""
         h = self._ramp_hist
         h.pop()
         h.insert(0, s_on)
         if self.params.ramp_lead <= 0.0:
             return 0.0
         d0, d1, d2 = h[0] - h[1], h[1] - h[2], h[2] - h[3]
+        a0 = abs(d0)
+        if a0 < 3.0 * self._jitter_w:  # the surplus's own jitter per reading: what is small
+            self._jitter_w = max(1.0, self._jitter_w + 0.02 * (a0 - self._jitter_w))
         lo = min(d0, d1, d2)
         hi = max(d0, d1, d2)
+        if n * dt > _RAMP_SLOWING_S and (lo > 0.0 or hi < 0.0) and \
+                min(a0, abs(d1), abs(d2)) >= _EDGE_JITTER * self._jitter_w:
+            # a cloud edge under way, seen readings seconds apart: follow its S shape (it
+            # accelerates, then slows), which leads early and stops at its end
+            # (over the delay window once the meter has shown its delay: leading a meter
+            # without one by two readings went past the edge)
+            ahead = _edge_ahead(d0, d1, d2, n if self._lag_ev < 0.0 else 1)
+            return self.params.ramp_lead * ahead
         if lo > 0.0 and lo >= 0.5 * hi or hi < 0.0 and hi <= 0.5 * lo:
             # cloud edges are S-shaped: three agreeing increments of readings seconds apart
             # and a lead over seconds reach the slowing end, so lead by the smallest one

@@ -323,12 +323,13 @@ def test_converges_for_any_steady_surplus(surplus_w: float, rating_error: float,
     assert max(errors[10:]) <= max(errors[:10]) + 1e-6
 
 
-def _cloud_edge(s0: float, s1: float, edge_s: float, dt_s: float = 2.0
-                ) -> list[tuple[float, float, bool]]:
+def _cloud_edge(s0: float, s1: float, edge_s: float, dt_s: float = 2.0,
+                ramp_lead: float = 1.0) -> list[tuple[float, float, bool, float]]:
     """Closed loop over an S-shaped cloud edge (s0 -> s1 W over edge_s from t = 60 s): a
     linear 2.6 kW load that draws what it is told, a meter that averages each interval and
-    reports it one interval late. [(t, commanded W, saturated)] per reading."""
-    ctl = Controller(ControlParams(rating_w=2600.0))
+    reports it one interval late. [(t, commanded W, saturated, Wh the load drew off what it
+    could draw of the surplus in the interval before)] per reading."""
+    ctl = Controller(ControlParams(rating_w=2600.0, ramp_lead=ramp_lead))
 
     def surplus(t: float) -> float:
         x = min(1.0, max(0.0, (t - 60.0) / edge_s))
@@ -337,12 +338,13 @@ def _cloud_edge(s0: float, s1: float, edge_s: float, dt_s: float = 2.0
     sub = round(dt_s / 0.1)
     t, fraction, shown, out = 0.0, 0.0, -s0, []
     while t < 120.0:
-        mean = sum(fraction * 2600.0 - surplus(t + (i + 0.5) * dt_s / sub)
-                   for i in range(sub)) / sub
+        now = [surplus(t + (i + 0.5) * dt_s / sub) for i in range(sub)]
+        mean = sum(fraction * 2600.0 - s for s in now) / sub
+        off_wh = sum(abs(fraction * 2600.0 - min(2600.0, s)) for s in now) / sub * dt_s / 3600
         t += dt_s
         fraction = ctl.step(shown, dt_s)
         shown = mean
-        out.append((t, ctl.command_w, ctl.saturated))
+        out.append((t, ctl.command_w, ctl.saturated, off_wh))
     return out
 
 
@@ -352,7 +354,7 @@ def test_rising_cloud_edge_is_not_taken_for_an_opening_thermostat(s0: float, s1:
     """At 2 s readings a rising edge can lift the export by about the power we command
     within the jump's window while we raise the command as fast: a jump is tested only
     once the export holds at its new level, which an opening does and an edge does not."""
-    assert not any(sat for _, _, sat in _cloud_edge(s0, s1, edge_s))
+    assert not any(sat for _, _, sat, _ in _cloud_edge(s0, s1, edge_s))
 
 
 @pytest.mark.parametrize("s0, s1, limit_w", [(2700, 850, 300), (500, 1900, 230)])
@@ -360,6 +362,19 @@ def test_ramp_lead_does_not_overshoot_a_slowing_cloud_edge(s0: float, s1: float,
                                                           limit_w: float) -> None:
     """An S-shaped edge is slowing when three increments agree: the lead past its end
     stays small (the median increment led to 0.36 kW below a falling edge's end)."""
-    cmds = [c for t, c, _ in _cloud_edge(s0, s1, 20.0) if t > 60.0]
+    cmds = [c for t, c, _, _ in _cloud_edge(s0, s1, 20.0) if t > 60.0]
     overshoot = min(cmds) - s1 if s1 < s0 else s1 - max(cmds)
     assert -limit_w <= overshoot
+
+
+@pytest.mark.parametrize("s0, s1, edge_s, share", [
+    (2700, 850, 9, 0.97), (2700, 850, 12, 0.85), (2500, 600, 9, 0.97), (600, 2500, 14, 0.9)])
+def test_ramp_lead_follows_the_s_shape_of_a_fast_cloud_edge(s0: float, s1: float,
+                                                            edge_s: float, share: float) -> None:
+    """At 2 s readings one late, a fast edge is over in a few readings: the lead must start
+    while it accelerates and stop at its end. Against no lead at all (the delay-limited
+    answer), it takes energy off the edge; leading by the smallest of three increments
+    started late and overshot the end (1.09-1.10x the no-lead error on falling edges)."""
+    with_lead = sum(e for t, *_, e in _cloud_edge(s0, s1, edge_s) if t > 50.0)
+    without = sum(e for t, *_, e in _cloud_edge(s0, s1, edge_s, ramp_lead=0.0) if t > 50.0)
+    assert with_lead <= share * without
