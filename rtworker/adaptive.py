@@ -8,9 +8,13 @@ While the estimate stays unsure and the meter may report late, the controller is
 load draws up to MARGIN more than estimated (its steps then fall short rather than
 overshoot): with a delay, a step that overshoots is answered a reading or two late and the
 answer overshoots again, which costs more than falling short by as much; with no delay the
-two cost the same, so there is no margin then, nor at full output (no steps to soften, and
-the thermostat tests judge steps of the load's power there). The margin stays inside:
-command, surplus and rating are reported, and `applied` taken, in the estimate's watts."""
+two cost the same, so there is no margin once the data lean that way (long before they
+prove it: small moves at 2 s readings may never), nor at full output (no steps to soften,
+and the thermostat tests judge steps of the load's power there). The clean moves seen so
+far may say the load draws far less than the estimate while still too few to outvote the
+configured rating: the gain is too low already, so their share of the data takes the
+margin off in proportion. The margin stays inside: command, surplus and rating are
+reported, and `applied` taken, in the estimate's watts."""
 
 from __future__ import annotations
 
@@ -96,12 +100,14 @@ class AdaptiveController:
     def _margin(self) -> float:
         """How much more than the estimate the controller is told (see the docstring)."""
         ctl = self.ctl
-        if not self.learn or self._unsure_s < UNSURE_S or ctl.no_delay or ctl.saturated or \
-                ctl.command_w >= ctl.params.rating_w * (1.0 - 1e-9):
+        if not self.learn or self._unsure_s < UNSURE_S or not ctl.maybe_late or \
+                ctl.saturated or ctl.command_w >= ctl.params.rating_w * (1.0 - 1e-9):
             return 1.0  # nothing to overshoot at full output: thermostat tests judge steps
             # of the load's whole power against the estimate
         unsure = (SURE - self.estimator.confidence) / (SURE - UNSURE)
-        return 1.0 + MARGIN * (0.0 if unsure < 0.0 else 1.0 if unsure > 1.0 else unsure)
+        unsure = 0.0 if unsure < 0.0 else 1.0 if unsure > 1.0 else unsure
+        # moves that say the load draws far less: the gain is too low already
+        return 1.0 + MARGIN * unsure * (1.0 - self.estimator.below)
 
     def _effective(self, params: ControlParams) -> ControlParams:
         if not self.learn:

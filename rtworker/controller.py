@@ -184,9 +184,10 @@ class Controller:
         self.params = params
 
     @property
-    def no_delay(self) -> bool:
-        """The data show that the meter has no delay (our newest command shows at once)."""
-        return self._lag_ev >= 2.0 * self.params.saturation_w
+    def maybe_late(self) -> bool:
+        """Nothing in the data leans towards a meter without delay (the evidence that
+        decides it is not above zero): it may report late."""
+        return self.params.max_delay_samples > 0 and self._lag_ev <= 0.0
 
     def step(self, grid_w: float, dt_s: float) -> float:
         """One reading (W, + = import) after dt_s seconds; returns the power fraction 0..1."""

@@ -36,6 +36,8 @@ MIN_MOVE = 0.08        # smallest usable move, fraction of the rating ...
 NOISE_MOVES = 8.0      # ... and times the surplus jitter per reading
 QUIET_AFTER_SATURATION = 3  # readings after saturation ends (or starts) before we learn
 BUSY_WINDOW, BUSY_MOVES = 10, 4  # more moves than this in this many readings: no learning
+BELOW = 0.7            # a ratio under this share of the estimate says 'less' (small moves
+                       # in a wandering surplus read up to ~28 % low at the right rating)
 _DELAY_TAU = 120.0     # evidence about the meter's delay fades with this (s)
 
 
@@ -56,6 +58,7 @@ class RatingEstimator:
             self.configured_w = float(configured_w)
         self.rating_w = self.configured_w
         self.confidence = 0.0
+        self.below = 0.0  # share of the data's weight far under the estimate
         self.ratios: list[tuple[float, float]] = []  # (W per unit fraction, weight)
         self._born: list[float] = []  # when each ratio was taken (our own clock, s)
         self._clock_s = 0.0
@@ -255,7 +258,9 @@ class RatingEstimator:
 
     def _update_target(self) -> None:
         """Weighted median of the ratios and the prior; confidence from the data's weight
-        and how many of them agree within 5 %."""
+        and how many of them agree within 5 %; `below`: the share of the data's weight
+        far under it (the moves say the load draws less, though too few to outvote the
+        prior yet)."""
         items = sorted([*self.ratios, (self.configured_w, PRIOR_WEIGHT)])
         total = sum(w for _, w in items)
         acc, median = 0.0, self.configured_w
@@ -267,5 +272,7 @@ class RatingEstimator:
         data_w = total - PRIOR_WEIGHT
         agree = sum(w for r, w in self.ratios if abs(r - median) <= 0.05 * median)
         self.confidence = (data_w / total) * (agree / data_w if data_w > 0 else 0.0)
+        under = sum(w for r, w in self.ratios if r < BELOW * median)
+        self.below = under / data_w if data_w > 0 else 0.0
         self._target = median
         self.curve.update(median)

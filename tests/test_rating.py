@@ -223,6 +223,58 @@ def test_no_margin_at_full_output() -> None:
     assert ctl.ctl.params.rating_w == pytest.approx(ctl.rating_learned_w, rel=0.003)
 
 
+
+def unsure_for_a_while(ctl: AdaptiveController, truth: float, delay: int) -> None:
+    """90 readings with the surplus below zero: output 0, nothing to learn."""
+    plant = Plant(truth * CONFIGURED_W, delay, noise_w=2.0, step_every=10**9)
+    plant.surplus_w = -300.0
+    close_loop(ctl, plant, 90)
+
+
+def test_no_margin_for_a_meter_configured_without_delay() -> None:
+    """`max_delay_samples = 0`: an overshoot is answered at once, so an unsure estimate
+    gets no margin (the data cannot show 'no delay' there: there is nothing to compare)."""
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W, max_delay_samples=0))
+    unsure_for_a_while(ctl, 0.7, 0)
+    assert ctl.confidence < 0.1
+    assert ctl.ctl.params.rating_w == pytest.approx(CONFIGURED_W)
+
+
+
+@pytest.mark.parametrize(("truth", "delay", "margin"), [(0.7, 0, 1.0), (1.3, 0, 1.0),
+                                                      (1.3, 1, 1.15)])
+def test_margin_only_while_the_meter_may_be_late(truth: float, delay: int,
+                                                 margin: float) -> None:
+    """A quiet surplus read every 2 s, only small moves (too few to learn from: unsure):
+    with no delay the data point that way long before they prove it, and a margin would
+    only slow the steps (at 0.7x to 0.7 / 1.15 of deadbeat); with a delay of one reading
+    it stays."""
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    plant = Plant(truth * CONFIGURED_W, delay, noise_w=5.0, step_every=10**9)
+    plant.surplus_w = 400.0
+    grid_w, used = plant.reading(0.0), []
+    for _ in range(200):
+        grid_w = plant.reading(ctl.step(grid_w, 2.0))
+        used.append(ctl.ctl.params.rating_w / ctl.rating_w)
+    assert ctl.confidence < 0.1
+    assert min(used[60:]) == pytest.approx(margin) and max(used[60:]) == pytest.approx(margin)
+
+@pytest.mark.parametrize(("ratio_w", "margin"), [(1300.0, 1.0), (1500.0, 1.15),
+                                                  (2600.0, 1.15)])
+def test_no_margin_when_the_moves_say_the_load_draws_far_less(ratio_w: float,
+                                                              margin: float) -> None:
+    """Two clean moves that both say 1300 W are too few to outvote the configured 2000 W
+    (the estimate stays there, unsure), but they point to a gain that is too low already:
+    taking the load for more still would only slow the steps. Moves that say a little
+    less (small moves in a wandering surplus read up to ~28 % low at the right rating)
+    or more keep the margin."""
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W))
+    assert ctl.estimator.load_state({"configured_w": CONFIGURED_W, "rating_w": CONFIGURED_W,
+                                     "ratios": [[ratio_w, 0.1]] * 2})
+    unsure_for_a_while(ctl, ratio_w / CONFIGURED_W, 1)
+    assert ctl.confidence < 0.1 and ctl.rating_w == pytest.approx(CONFIGURED_W)
+    assert ctl.ctl.params.rating_w == pytest.approx(margin * CONFIGURED_W)
+
 # -- the curve's shape per band (rtworker/curve_correction.py) -------------------------------
 SLOPES = (0.8, 0.9, 1.0, 1.1, 1.2)  # the true curve's slope per fifth of the model's power
 
