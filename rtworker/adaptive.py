@@ -22,7 +22,7 @@ import dataclasses
 
 from vzdivert.rtworker.controller import Controller, ControlParams
 from vzdivert.rtworker.curve_correction import IDENTITY, BandMap, CorrectedCurve
-from vzdivert.rtworker.curves import Curve
+from vzdivert.rtworker.curves import Curve, clamp
 from vzdivert.rtworker.rating import HIGH, LOW, RatingEstimator
 
 RETUNE = 0.002  # hand a new rating to the controller when it moved by this fraction
@@ -72,7 +72,7 @@ class AdaptiveController:
         scale = est.curve.scale if self.learn_curve else 1.0
         lo, hi = LOW * est.configured_w, HIGH * est.configured_w
         r = est.rating_w * scale
-        return lo if r < lo else hi if r > hi else r
+        return clamp(r, lo, hi)
 
     @property
     def curve_correction(self) -> list[float]:
@@ -105,7 +105,7 @@ class AdaptiveController:
             return 1.0  # nothing to overshoot at full output: thermostat tests judge steps
             # of the load's whole power against the estimate
         unsure = (SURE - self.estimator.confidence) / (SURE - UNSURE)
-        unsure = 0.0 if unsure < 0.0 else 1.0 if unsure > 1.0 else unsure
+        unsure = clamp(unsure, 0.0, 1.0)
         # moves that say the load draws far less: the gain is too low already
         return 1.0 + MARGIN * unsure * (1.0 - self.estimator.below)
 

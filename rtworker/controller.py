@@ -45,6 +45,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from vzdivert.config import TUNABLES
+from vzdivert.rtworker.curves import clamp
 
 _ARM_TOLERANCE = 0.2  # a jump within 20 % of the commanded power may be the thermostat
 _MAX_BACKOFF = 16
@@ -115,10 +116,6 @@ def _edge_ahead(d0: float, d1: float, d2: float, n: int) -> float:
         ahead += nxt
         prev, cur = cur, nxt
     return sign * min(ahead, a0 + a1 + a2)
-
-
-def _clamp(x: float, lo: float, hi: float) -> float:
-    return lo if x < lo else hi if x > hi else x
 
 
 class Controller:
@@ -208,7 +205,7 @@ class Controller:
             lo_cmd = c if c < lo_cmd else lo_cmd
             hi_cmd = c if c > hi_cmd else hi_cmd
         lo_on, hi_on = lo_cmd + s_off, hi_cmd + s_off
-        s_on = 0.5 * (lo_on + hi_on) if self._s_on is None else _clamp(self._s_on, lo_on, hi_on)
+        s_on = 0.5 * (lo_on + hi_on) if self._s_on is None else clamp(self._s_on, lo_on, hi_on)
         lead_n = n
         if self._lag(hist[0] + s_off, hist[n - 1] + s_off, dt, not self.saturated):
             s_on = hist[0] + s_off  # the meter shows our latest command already
@@ -246,7 +243,7 @@ class Controller:
         self.surplus_w = surplus
 
         u = hist[0]
-        want = self._probe(_clamp(surplus, 0.0, rating), u, s_off, lo_cmd, hi_cmd, dt)
+        want = self._probe(clamp(surplus, 0.0, rating), u, s_off, lo_cmd, hi_cmd, dt)
         move = want - u
         if abs(move) <= p.deadband_w and self._probe_left == 0:
             move = 0.0
@@ -254,8 +251,8 @@ class Controller:
         if tau > 0.0:
             move *= 1.0 - math.exp(-dt / tau)
         if p.slew_w_per_s > 0.0:
-            move = _clamp(move, -p.slew_w_per_s * dt, p.slew_w_per_s * dt)
-        new = _clamp(u + move, 0.0, rating)
+            move = clamp(move, -p.slew_w_per_s * dt, p.slew_w_per_s * dt)
+        new = clamp(u + move, 0.0, rating)
         hist.pop()
         hist.insert(0, new)
         self.command_w = new
@@ -269,7 +266,7 @@ class Controller:
             ev = self._lag_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_old - self._s_old) \
                 - abs(s_new - self._s_new)
             limit = 4.0 * self.params.saturation_w
-            self._lag_ev = -limit if ev < -limit else limit if ev > limit else ev
+            self._lag_ev = clamp(ev, -limit, limit)
         self._s_new, self._s_old = s_new, s_old
         return self._lag_ev >= 2.0 * self.params.saturation_w
 
@@ -394,7 +391,7 @@ class Controller:
             if moved >= 0.5 * sat and off_by < tolerance:
                 self.saturated = False
                 self._test_left = 0
-                return _clamp(before, lo_on, hi_on)
+                return clamp(before, lo_on, hi_on)
         return s_on
 
     def _probe(self, want: float, u: float, s_off: float, lo_cmd: float, hi_cmd: float,
@@ -442,4 +439,4 @@ class Controller:
         """The loads took ``command_w`` instead of the last command (a relay held on by its
         minimum on-time, a load that is not available): remember what really went out, so
         the surplus estimate stays true and nothing winds up."""
-        self._hist[0] = self.command_w = _clamp(command_w, 0.0, self.params.rating_w)
+        self._hist[0] = self.command_w = clamp(command_w, 0.0, self.params.rating_w)

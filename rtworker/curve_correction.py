@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vzdivert.rtworker.curves import Curve
+from vzdivert.rtworker.curves import Curve, clamp
 
 BANDS = 5             # equal bands of the model's power fraction (each a duty range)
 LOW, HIGH = 0.7, 1.3  # bounds of a band's factor, relative to the overall rating
@@ -177,7 +177,7 @@ class CurveCorrection(BandMap):
         self._slopes = slopes
         for i in range(n):
             g = slopes[i] / overall_w if cover[i] >= MIN_WEIGHT else 1.0
-            self.targets[i] = LOW if g < LOW else HIGH if g > HIGH else g
+            self.targets[i] = clamp(g, LOW, HIGH)
         self._flat = all(t == 1.0 for t in self.targets)
 
     def follow(self, a: float) -> None:

@@ -16,6 +16,10 @@ E1_DEFAULT, E2_DEFAULT = KEYS["load.curve_e1"].default, KEYS["load.curve_e2"].de
 _TWO_PI = 2.0 * math.pi
 
 
+def clamp(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
 def _clamp01(x: float) -> float:
     return 0.0 if x <= 0.0 else 1.0 if x >= 1.0 else x
 
