@@ -42,3 +42,28 @@ def test_export_and_import_while_stopped(tmp_path: Path) -> None:
     r = cli(config, "import", str(tmp_path / "b.json"))
     assert r.returncode == 2 and "not a JSON document" in r.stderr
     assert (state / "settings.json").read_text() == before  # nothing changed
+
+
+def test_config_defaults_to_the_installed_one(tmp_path: Path) -> None:
+    """The issue's command line, `vzdivert settings export|import FILE`, has no --config:
+    it acts on the installed /etc/vzdivert/vzdivert.toml (here under a root prefix)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    etc = tmp_path / "root" / "etc" / "vzdivert"
+    etc.mkdir(parents=True)
+    write_config(etc / "vzdivert.toml", state, free_port(), free_port(), 'driver = "sim"',
+                 "\n[control]\ntarget_w = -15\n")
+    root = ("--root", str(tmp_path / "root"))
+    r = subprocess.run([sys.executable, "-m", "vzdivert.cli", "settings", "export",
+                        str(tmp_path / "b.json"), *root], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert doc["settings"]["target_w"] == -15.0
+    doc["settings"]["target_w"] = -40
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, "-m", "vzdivert.cli", "settings", "import",
+                        str(tmp_path / "b.json"), *root], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((state / "settings.json").read_text())["settings"] == {"target_w": -40.0}

@@ -1,6 +1,8 @@
 """`vzdivert settings export|import FILE`: backup and restore of the live settings from a
 shell. With the system running it goes through the supervisor (the one writer of settings,
-which also applies them live); stopped, it reads or writes the settings file itself."""
+which also applies them live); stopped, it reads or writes the settings file itself. The
+config defaults to the installed one (`vzdivert setup`'s), so the issue's command line works
+as written."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 from vzdivert import bus
 from vzdivert import config as configmod
 from vzdivert.config import ConfigError
+from vzdivert.host import CONFIG
 from vzdivert.settings import SettingsStore, change_entry
 from vzdivert.settings_backup import backup_document, restore
 
@@ -22,7 +25,8 @@ WHO = "cli"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("export", "import"))
     p.add_argument("file", help="the backup file; - for stdout/stdin")
-    p.add_argument("--config", required=True, help="TOML config file")
+    p.add_argument("--config", default="", help=f"TOML config file (default {CONFIG})")
+    p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: a system image
 
 
 def _supervisor(state_dir: str) -> bus.Requester | None:
@@ -58,7 +62,7 @@ def import_(base: configmod.Config, supervisor: bus.Requester | None,
 
 def run(args: argparse.Namespace) -> int:
     try:
-        base = configmod.load(args.config)
+        base = configmod.load(args.config or Path(args.root) / CONFIG.lstrip("/"))
         supervisor = _supervisor(base.state.dir)
         if args.action == "export":
             text = json.dumps(export(base, supervisor), indent=1, sort_keys=True) + "\n"
