@@ -48,6 +48,11 @@ def test_partial_file_keeps_other_defaults() -> None:
     ({"ingest": {"listen": "8080"}}, "ingest.listen: expected HOST:PORT"),
     ({"webui": {"listen": "0.0.0.0:8081"}}, "webui.password: required"),
     ({"ingest": {"channels": [{"measurement": "a", "colour": 1}]}}, "unknown key 'colour'"),
+    # list keys say what their entries are, not "a list of tables"
+    ({"guarantee": {"windows": "22:00-06:00"}},
+     'guarantee.windows: expected a list of "HH:MM-HH:MM" strings'),
+    ({"load": {"curve_points": {"duty": 1}}},
+     "load.curve_points: expected a list of [duty, fraction] pairs"),
 ])
 def test_bad_values_name_the_key(data: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -95,6 +100,7 @@ def test_example_file_is_the_schema_rendered() -> None:
     assert cfg.values == validate({}).values
     for key in SCHEMA:
         assert f"\n{key.name} = " in text
+    assert '# Allowed: a list of "HH:MM-HH:MM" strings. Default: [].\nwindows = []' in text
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

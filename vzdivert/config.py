@@ -50,6 +50,7 @@ class Key:
     tunable: bool = False  # may be changed live (web UI, API, MQTT) and is persisted
     check: Callable[[Any], str | None] | None = None  # extra rule: returns an error or None
     setting: str = ""  # the live setting's name when not the key's own (`guarantee_by`)
+    kind: str = ""  # what the value is, when the type alone says it wrongly (a list of what)
 
     @property
     def path(self) -> str:
@@ -58,8 +59,9 @@ class Key:
     def allowed(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        kind = {float: "a number", int: "an integer", str: "a string", bool: "true or false",
-                list: "a list of tables", dict: "a table"}[self.type]
+        kind = self.kind or {float: "a number", int: "an integer", str: "a string",
+                             bool: "true or false", list: "a list of tables",
+                             dict: "a table"}[self.type]
         if self.min is not None and self.max is not None:
             return f"{kind} from {self.min:g} to {self.max:g}"
         if self.min is not None:
@@ -330,7 +332,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("load", "curve_points", list, [],
         "Calibration points [[duty, fraction], ...] for curve = table (duty rising, fraction "
         "not falling, both 0..1); `vzdivert calibrate` writes them.",
-        tunable=True, check=_curve_points_check),
+        tunable=True, check=_curve_points_check, kind="a list of [duty, fraction] pairs"),
     Key("load", "learn_rating", bool, True,
         "Learn what the load really draws at full output (0.5-1.5x rating_w) from the "
         "controller's own moves, and control and count energy with that; the estimate "
@@ -481,7 +483,8 @@ SCHEMA: tuple[Key, ...] = (
         min=0, max=90, unit="°C", tunable=True, setting="guarantee_min_c"),
     Key("guarantee", "windows", list, [],
         "Top up only inside these local-time windows, e.g. [\"22:00-06:00\"] (off-peak); "
-        "empty: any time.", tunable=True, setting="guarantee_windows", check=_windows_check),
+        "empty: any time.", tunable=True, setting="guarantee_windows", check=_windows_check,
+        kind='a list of "HH:MM-HH:MM" strings'),
     Key("guarantee", "legionella_c", float, 0.0,
         "Anti-legionella: reach this at least every legionella_days, topped up the same way "
         "(needs tank.sensor); 0 = off.", min=0, max=90, unit="°C", tunable=True,
