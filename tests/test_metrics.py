@@ -207,7 +207,47 @@ def test_metrics_endpoint_of_the_running_system(system) -> None:
 
     fams = wait_for(grid_seen, 30, interval_s=0.3,
                     what="the posted grid power and ingest counts in /metrics")
+
+    def histogram_counts() -> dict[str, Any] | None:  # the worker's summary: once a second
+        assert system.post(-1234.0) == 204
+        fams = scrape_http()
+        hist = fams.get("vzdivert_loop_latency_seconds")
+        return fams if hist and value(fams, "vzdivert_loop_latency_seconds",
+                                      "vzdivert_loop_latency_seconds_count") >= 2 else None
+
+    fams = wait_for(histogram_counts, 30, interval_s=0.3,
+                    what="the loop latency histogram counting readings")
+    hist = fams["vzdivert_loop_latency_seconds"]
+    assert hist.type == "histogram"  # issue 7: a loop latency histogram, not only quantiles
+    buckets = [(s.labels["le"], s.value) for s in hist.samples
+               if s.name == "vzdivert_loop_latency_seconds_bucket"]
+    assert buckets[-1][0] == "+Inf"
+    assert buckets[-1][1] == value(fams, "vzdivert_loop_latency_seconds",
+                                   "vzdivert_loop_latency_seconds_count")
+    assert [c for _, c in buckets] == sorted(c for _, c in buckets)  # cumulative
+    assert 0 < value(fams, "vzdivert_loop_latency_seconds",
+                     "vzdivert_loop_latency_seconds_sum") < buckets[-1][1]  # < 1 s each
+    assert "vzdivert_loop_latency_recent_seconds" in fams  # the ring's quantiles stay
     up = {s.labels["process"]: s.value for s in fams["vzdivert_process_up"].samples}
     assert up["rtworker"] == 1.0 and up["ingest"] == 1.0 and up["webui"] == 1.0
     assert fams["vzdivert_diverted_energy_wh"].type == "counter"
     assert value(fams, "vzdivert_stale") == 0.0
+
+
+def test_loop_stats_buckets_grow_with_every_reading() -> None:
+    """The worker's cumulative buckets (a ring would forget, and a Prometheus histogram's
+    counts must only grow): a reading lands in the first bucket whose bound it does not
+    exceed, and readings past the ring still count."""
+    from vzdivert.rtworker.stats import HIST_LE_MS, RING, LoopStats
+
+    stats = LoopStats()
+    for latency_ms in (0.1, 0.2, 0.3, 3.0, 5000.0):
+        stats.record(100.0, 100.0 + latency_ms / 1000.0, 1000)
+    hist = stats.summary(0.0)["latency_hist"]
+    assert hist["le_ms"] == list(HIST_LE_MS)
+    assert hist["counts"][:2] == [2, 1] and hist["counts"][HIST_LE_MS.index(5.0)] == 1
+    assert hist["counts"][-1] == 1 and sum(hist["counts"]) == 5  # 5 s: above every bound
+    assert hist["sum_s"] == pytest.approx(5.0036)
+    for _ in range(RING + 10):
+        stats.record(100.0, 100.0005, 1000)
+    assert sum(stats.summary(2.0)["latency_hist"]["counts"]) == RING + 15

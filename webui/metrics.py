@@ -155,8 +155,7 @@ class FeedCollector:
         hist = loop.get("latency_hist")
         if hist:
             yield from self.latency_histogram(hist)
-        else:
-            yield from self.latency_quantiles(loop)
+        yield from self.latency_quantiles(loop)  # recent quantiles beside the histogram
 
     @staticmethod
     def latency_histogram(hist: dict[str, Any]) -> Iterator[Metric]:
@@ -177,14 +176,14 @@ class FeedCollector:
 
     @staticmethod
     def latency_quantiles(loop: dict[str, Any]) -> Iterator[Metric]:
-        """Without buckets from the worker: quantiles of its ring of recent samples."""
+        """Quantiles of the worker's ring of recent samples (the histogram counts since
+        start), and its longest recent step."""
         quantiles = [(q, loop.get(key)) for q, key in (("0.5", "latency_p50_ms"),
                                                        ("0.99", "latency_p99_ms"),
                                                        ("1", "latency_max_ms"))]
         quantiles = [(q, _number(v)) for q, v in quantiles if _number(v) is not None]
         if quantiles:
-            # not vzdivert_loop_latency_seconds: that name is the histogram's, and a
-            # metric must not change type when the worker starts publishing buckets
+            # not vzdivert_loop_latency_seconds: that name is the histogram's
             g = GaugeMetricFamily("vzdivert_loop_latency_recent_seconds",
                                   "Time from a reading's arrival at the ingest to the output "
                                   "written, quantiles over the last 256 readings",
