@@ -17,7 +17,8 @@ Why it looks like this:
   never counted twice. Deadbeat, without oscillation, for 0 and 1 sample of delay. When
   the data show that the meter has no delay (the surplus computed with the newest command
   is the smoother one: the wrong assumption carries our own moves), we use the newest end
-  and save the extra reading; any doubt falls back to the interval.
+  and save the extra reading, until the data show a delay as clearly (a household step
+  split over two readings looks like a delay for one reading; at first, the interval).
 - Saturation (thermostat open, load unplugged) cannot be told from the surplus rising just
   as fast as we raise the command, so we test, cheaply, when it is plausible: when the
   export jumps by about the power we command (what an opening thermostat looks like), our
@@ -128,7 +129,8 @@ class Controller:
         self._hist = [0.0] * (2 * n)  # commands, newest first (W); [0:n] may show in a reading
         self._soff = [0.0] * (n + 2)  # surplus if the load drew nothing, newest first
         self._lag_ev = 0.0  # > 0: the meter shows the newest command (the meter's property:
-        self.reset()        # kept over resets)
+        self._no_delay = False  # kept over resets); what `_lag` decided from it
+        self.reset()
         self._trust = 0  # thermostat openings in a row the meter showed as a step (the
         # load's property: kept over resets)
 
@@ -261,14 +263,24 @@ class Controller:
     def _lag(self, s_new: float, s_old: float, dt: float, learn: bool) -> bool:
         """Does the meter show our newest command (no delay)? The surplus computed with the
         right assumption is the smoother one: the wrong one carries our own moves (which
-        only show while the load draws: no learning while saturated)."""
+        only show while the load draws: no learning while saturated). Decided with
+        hysteresis: yes from +2x `saturation_w` of evidence until it reaches -2x."""
         if self._s_new is not None and learn:
             ev = self._lag_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_old - self._s_old) \
                 - abs(s_new - self._s_new)
             limit = 4.0 * self.params.saturation_w
             self._lag_ev = clamp(ev, -limit, limit)
         self._s_new, self._s_old = s_new, s_old
-        return self._lag_ev >= 2.0 * self.params.saturation_w
+        # the answer changes only when the evidence says the other thing as clearly: the
+        # second reading of a household step split over two, or of a cloud edge speeding
+        # up, looks smoother with the wrong assumption, and answering just that reading
+        # with the interval is where a meter without delay lost most of what it saves
+        sure = 2.0 * self.params.saturation_w
+        if self._lag_ev >= sure:
+            self._no_delay = True
+        elif self._lag_ev <= -sure:
+            self._no_delay = False
+        return self._no_delay
 
     def _ramp(self, s_on: float, n: int, dt: float) -> float:
         """On a steady ramp (clouds) the surplus will have moved on by the time our command

@@ -185,6 +185,34 @@ def test_learns_a_delay_free_meter(delay: int, readings_per_step: int) -> None:
         assert all(abs(e) < 1e-6 for e in errors[k + readings_per_step:k + 5]), errors[k:k + 5]
 
 
+@pytest.mark.parametrize("delay", [0, 1])
+def test_a_step_split_over_two_readings_keeps_the_meter_delay_free(delay: int) -> None:
+    """Household steps of 1.4-1.8 kW at a random point inside a meter interval: one reading
+    shows part of the step, the next the rest. That second reading looks smoother with a
+    delay assumed; a meter known to have none is still answered at once (the reading after
+    it is on target, as the oracle's would be; deciding on the last reading's evidence
+    alone, 22 of these 30 steps were off by 0.2-0.9 kW for one to four readings more), and
+    a meter with one reading of delay is still treated as late (on target a reading later,
+    no swinging)."""
+    rng = random.Random(4)
+    ctl = Controller(ControlParams())
+    heaters, level, errors = [0.0, 0.0], 1000.0, []
+    shows = [-level, -level]  # what each interval's meter reading is, before the heater
+    for k in range(400):
+        new = level
+        if k % 10 == 5:
+            new = (1800.0 if level < 1000.0 else 200.0) + rng.uniform(-100.0, 100.0)
+        part = rng.uniform(0.3, 0.7) if new != level else 1.0  # of the interval before it
+        shows.append(-(part * level + (1 - part) * new))
+        level = new
+        grid_w = heaters[-1 - delay] + shows[-1 - delay]
+        errors.append(grid_w)
+        heaters.append(ctl.step(grid_w, 1.0) * 2000)
+    for k in range(105 + delay, 400, 10):  # k: the reading that shows a step's first part
+        assert abs(errors[k]) > 300 and abs(errors[k + 1]) > 300  # ... and the rest
+        assert all(abs(e) < 1e-6 for e in errors[k + 2 + delay:k + 10]), errors[k:k + 10]
+
+
 def test_same_trajectory_in_time_at_1hz_and_4hz() -> None:
     """Weather and appliances are the same at both rates; with one sample of delay the
     faster meter only helps. Compare the load's power at every whole second."""
