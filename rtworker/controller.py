@@ -28,7 +28,9 @@ Why it looks like this:
   meets the right power (no burst); the closing is recognised by the reading moving by the
   commanded power, or by a big move that the meter sees.
 - Ramps (cloud edges): the surplus moves on while our command travels to the meter; on
-  three consistent increments we lead by the increment over the delay window (the
+  three consistent increments, each above the surplus's jitter per reading (household
+  noise wanders over seconds and often agrees three times), we lead by the increment over
+  the delay window (the
   smallest one when that window spans seconds: the S-shaped edge is slowing by then).
   When that window spans seconds and three increments of one sign are each well above the
   surplus's jitter (a cloud edge, not household noise), the lead follows the edge's S
@@ -56,6 +58,8 @@ _EVIDENCE_TAU_S = 10.0  # evidence that saturation was misjudged fades with this
 _TRUST_STEPS = 2  # openings the meter showed as a step in a row before dips grow rare
 _TRUSTED_TOLERANCE = 0.35  # a jump within this of the commanded power is tested then
 _RAMP_SLOWING_S = 2.0  # a ramp lead over longer than this meets a cloud edge slowing down
+_LEAD_JITTER = 1.0  # a ramp is led only on increments each this many times the jitter ...
+_LEAD_JITTER_LONG = 1.5  # ... or this many where the lead spans seconds (n x increment)
 _EDGE_JITTER = 8.0  # increments this many times the surplus's jitter are a cloud edge
 
 
@@ -305,6 +309,11 @@ class Controller:
             # without one by two readings went past the edge)
             ahead = _edge_ahead(d0, d1, d2, n if self._lag_ev < 0.0 else 1)
             return self.params.ramp_lead * ahead
+        # three agreeing increments within the surplus's jitter are household noise (it
+        # wanders over seconds), not a ramp: leading on them passes the noise on n-fold
+        gate = _LEAD_JITTER_LONG if n * dt > _RAMP_SLOWING_S else _LEAD_JITTER
+        if min(a0, abs(d1), abs(d2)) < gate * self._jitter_w:
+            return 0.0
         if lo > 0.0 and lo >= 0.5 * hi or hi < 0.0 and hi <= 0.5 * lo:
             # cloud edges are S-shaped: three agreeing increments of readings seconds apart
             # and a lead over seconds reach the slowing end, so lead by the smallest one

@@ -406,3 +406,28 @@ def test_ramp_lead_follows_the_s_shape_of_a_fast_cloud_edge(s0: float, s1: float
     with_lead = sum(e for t, *_, e in _cloud_edge(s0, s1, edge_s) if t > 50.0)
     without = sum(e for t, *_, e in _cloud_edge(s0, s1, edge_s, ramp_lead=0.0) if t > 50.0)
     assert with_lead <= share * without
+
+
+def _surplus_seen(increment_w: float, dt_s: float, ramp_lead: float) -> float:
+    """The controller's surplus estimate after a surplus that jittered by +-20 W for 80
+    readings, then rose three times by `increment_w`: a linear load drawing its rating
+    exactly, a meter without delay."""
+    ctl = Controller(ControlParams(max_delay_samples=0, ramp_lead=ramp_lead))
+    fraction = 0.0
+    surplus = [500.0 + (20.0 if i % 2 else -20.0) for i in range(80)]
+    surplus += [surplus[-1] + increment_w * (k + 1) for k in range(3)]
+    for s in surplus:
+        fraction = ctl.step(fraction * 2000.0 - s, dt_s)
+    return ctl.surplus_w
+
+
+@pytest.mark.parametrize("dt_s, small_w", [(1.0, 30.0), (2.5, 50.0)])
+def test_ramp_lead_ignores_increments_within_the_jitter(dt_s: float, small_w: float) -> None:
+    """Three agreeing increments no bigger than the surplus's jitter per reading (40 W
+    here; 1.5x that where the lead spans seconds) are household noise, not a ramp: no
+    lead (leading on them passed the noise on and made `low_surplus` at 1.3x worse than
+    the original law). A real ramp is still led."""
+    def lead(increment_w: float) -> float:
+        return _surplus_seen(increment_w, dt_s, 1.0) - _surplus_seen(increment_w, dt_s, 0.0)
+    assert lead(small_w) == pytest.approx(0.0, abs=1e-6)
+    assert lead(150.0) == pytest.approx(150.0)
