@@ -3,10 +3,10 @@ order, honouring their minimum on and off times, and the PWM load takes exactly 
 remainder, so a relay step moves the PWM by the relay's rating in the same step and does not
 show at the meter. A relay whose load does not draw (its thermostat is open) is seen in the
 surplus estimate and skipped for a while: at its switch-on (the estimate rises by its
-rating), or while it is on (an export step of its rating that nothing of ours explains, see
-``steps``): it is switched off once its minimum on-time allows, and if the estimate then
-falls back by its rating it did not draw. The optional bypass bridges the PWM load's module
-after a long run at 100 %. Pure: no clock, no I/O.
+rating beyond the pace it rose at before), or while it is on (an export step of its rating
+that nothing of ours explains, see ``steps``): it is switched off once its minimum on-time
+allows, and if the estimate then falls back by its rating it did not draw. The optional
+bypass bridges the PWM load's module after a long run at 100 %. Pure: no clock, no I/O.
 
 The rules, with ``avail`` = the wanted power minus the relays before this one that are on:
 - a relay before the PWM load (lower priority number) switches on at ``avail >= rating +
@@ -53,6 +53,7 @@ class Relay:
     # switch-on check: the surplus estimate before, and readings left to watch
     _check_left: int = 0
     _check_base_w: float = 0.0
+    _check_pace_w: float = 0.0  # how fast the estimate rose (W a reading) as it switched on
     _confirm_left: int = 0  # switched off on suspicion: readings left to confirm it
     _suspect: bool = False  # an export step of its rating while on: to be switched off
     _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
@@ -231,6 +232,7 @@ class Allocator:
         relay.switches += 1
         relay._check_left = self.check_readings if want_on else 0
         relay._check_base_w = self._surplus_w
+        relay._check_pace_w = self._steps.rising_w() if want_on else 0.0
         if relay._suspect:  # switched off anyway: the same test as a probe
             relay._suspect, relay._confirm_left = False, self.check_readings
         self._steps.moved()
@@ -260,21 +262,25 @@ class Allocator:
             self._steps.moved()
 
     def observe(self, surplus_w: float, now: float) -> list[str]:
-        """Before each split: the controller's surplus estimate. A relay just switched on
-        whose load draws leaves the estimate where it was (the PWM load made room for it);
-        one that does not draw lifts it by about its rating within the meter's delay (so
-        does the sun coming out). A suspect is switched off and watched: if the estimate
-        then falls back by its rating it did not draw (thermostat: skipped for a while);
-        if not, the surplus really rose and it may come back. The same test runs on a
-        relay that is on when an export step of its rating appears (its thermostat may
-        have opened), once its minimum on-time allows. Returns the relays skipped."""
+        """Before each split: the controller's surplus estimate as the meter has shown it
+        (without the ramp lead, a forecast whose jump ahead on a sun edge, standing at the
+        edge's end, has a step's shape). A relay just switched on whose load draws leaves
+        the estimate where it was (the PWM load made room for it); one that does not draw
+        lifts it by about its rating within the meter's delay (so does the sun coming out).
+        A suspect is switched off and watched: if the estimate then falls back by its
+        rating it did not draw (thermostat: skipped for a while); if not, the surplus
+        really rose and it may come back. The same test runs on a relay that is on when an
+        export step of its rating appears (its thermostat may have opened), once its
+        minimum on-time allows. Returns the relays skipped."""
         self._surplus_w = surplus_w
         skipped = []
         for relay in self.relays:
             rise = surplus_w - relay._check_base_w
             if relay._check_left:
                 relay._check_left -= 1
-                share = rise / relay.rating_w
+                # a rise at the pace the estimate rose before the switch is the weather's
+                seen = self.check_readings - relay._check_left
+                share = (rise - seen * relay._check_pace_w) / relay.rating_w
                 if NOT_DRAWING_SHARE <= share <= JUMP_MAX_SHARE:
                     self._switch_off_to_test(relay, surplus_w, now)
             elif relay._confirm_left:
