@@ -29,13 +29,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from vzdivert.rtworker.shortfall_length import ShortfallLength
 from vzdivert.rtworker.steps import StepWatch, matches
 
 NOT_DRAWING_SHARE = 0.6  # the estimate jumping by this share of a rating: it does not draw
 JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the relay
 EPISODE_GAP_S = 10.0  # above the rating this long: a shortfall episode has ended
 EPISODE_MEMORY = 8  # episodes the learned mean length mostly rests on
-EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen
+EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen ...
+EPISODE_PRIOR_WEIGHT = 4.0  # ... weighing as this many episodes (half the memory)
 RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
 
 
@@ -59,11 +61,17 @@ class Relay:
     _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
     # shortfall episodes (the wanted power below what this relay and those before it take,
     # whatever their state): when the current one began, when it last looked over, and
-    # the mean length of past ones (the weather's time scale, learned online)
+    # how long they last (the weather's time scale, learned online)
     _short_since: float | None = None
     _short_seen: float = -math.inf
-    episode_mean_s: float = EPISODE_PRIOR_S
+    shortfalls: ShortfallLength = field(default_factory=lambda: ShortfallLength(
+        EPISODE_PRIOR_S, EPISODE_PRIOR_WEIGHT, EPISODE_MEMORY))
     switches: int = 0
+
+    @property
+    def episode_mean_s(self) -> float:
+        """The mean length of its shortfall episodes, as learned."""
+        return self.shortfalls.mean_s
 
 
 @dataclass
@@ -170,21 +178,21 @@ class Allocator:
                 relay._short_since = now
             relay._short_seen = now
         elif relay._short_since is not None and now - relay._short_seen >= EPISODE_GAP_S:
-            length = relay._short_seen - relay._short_since
-            relay.episode_mean_s += (length - relay.episode_mean_s) / EPISODE_MEMORY
+            relay.shortfalls.end(relay._short_seen - relay._short_since)
             relay._short_since = None
 
     def _worth_off(self, relay: Relay, shortfall: float, now: float) -> bool:
         """Switching off now saves the import expected over the rest of the shortfall
-        (lengths roughly exponential: the rest is as long as the learned mean, however long
-        it has lasted) and costs the relay's rating for the part of ``min_off_s`` (plus the
-        on filter) the shortfall is expected to leave over, and a switch priced at
-        ``off_after_s`` of the full rating for each of the two switches (off now, on
-        again). Slow weather (long episodes) switches off early; fast clouds (episodes not
-        much longer than ``min_off_s``) only for a shortfall beyond the rating."""
+        (lengths roughly exponential: the rest is as long as the learned mean, the running
+        shortfall's time counted in, see ``shortfall_length``) and costs the relay's rating
+        for the part of ``min_off_s`` (plus the on filter) the shortfall is expected to
+        leave over, and a switch priced at ``off_after_s`` of the full rating for each of
+        the two switches (off now, on again). Slow weather (long episodes) switches off
+        early; fast clouds (episodes not much longer than ``min_off_s``) only for a
+        shortfall beyond the rating."""
         if relay._short_since is None or now - relay._short_since < self.on_after_s:
             return False
-        mu = max(relay.episode_mean_s, 1.0)
+        mu = max(relay.shortfalls.expected_s(relay._short_seen - relay._short_since), 1.0)
         m = relay.min_off_s
         left_over = m - mu * (1 - math.exp(-m / mu)) + self.on_after_s
         return shortfall * mu > relay.rating_w * (left_over + 2 * self.off_after_s)

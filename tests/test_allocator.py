@@ -219,6 +219,25 @@ def test_slow_weather_switches_off_early_fast_weather_rides_through() -> None:
     assert on(fast) == ["r0"]  # ridden through at the squared rule's pace (240 s)
 
 
+def test_a_few_slow_shortfalls_suffice_and_a_long_one_raises_the_expected_rest() -> None:
+    """Slow weather shows only a few shortfalls an hour: three of 10 min are enough to
+    switch off early, and a shortfall too shallow for that at its start becomes worth it
+    as it goes on (lengths memoryless: its time so far is evidence of a longer scale)."""
+    a = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = _weather(a, 0, short_s=600, episodes=3)
+    for s in range(t, t + 20):  # half the rating short: off at once
+        a.split(500, s)
+    assert on(a) == []
+    b = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = _weather(b, 0, short_s=600, episodes=3)
+    for s in range(t, t + 500):  # 0.3 of the rating short: ridden through at first ...
+        b.split(700, s)
+    assert on(b) == ["r0"]
+    for s in range(t + 500, t + 620):  # ... off before the squared rule (667 s) would
+        b.split(700, s)
+    assert on(b) == []
+
+
 def test_bypass_after_a_long_run_at_full_and_open_below_the_rating() -> None:
     a = make(pwm_w=2000, bypass_after_s=60, margin=100)
     for t in range(0, 60, 10):
