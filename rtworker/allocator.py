@@ -37,7 +37,7 @@ JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the
 EPISODE_GAP_S = 10.0  # above the rating this long: a shortfall episode has ended
 EPISODE_MEMORY = 8  # episodes the learned mean length mostly rests on
 EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen ...
-EPISODE_PRIOR_WEIGHT = 4.0  # ... weighing as this many episodes (half the memory)
+EPISODE_PRIOR_WEIGHT = 1.0  # ... weighing as one episode
 RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
 
 

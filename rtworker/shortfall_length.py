@@ -3,15 +3,16 @@ a long appliance run) on which the allocator's early switch-off rests. Lengths a
 roughly exponential, so the maximum-likelihood mean is the time spent in shortfalls over
 the number of those that ended; the running shortfall counts with the time it has lasted
 (a censored observation: it lasts at least that long) but not as an ended one, so a
-shortfall that goes on raises the expected rest. The prior counts as a few episodes of its
-own mean, and every episode fades by 1/memory at each new one (the weather changes over a
-day). Pure: no clock, no I/O."""
+shortfall that goes on raises the expected rest. The prior counts as ``prior_weight``
+episodes of its own mean (the allocator's: one, so a few long shortfalls outweigh it), and
+every episode fades by 1/memory at each new one (the weather changes over a day). Pure: no
+clock, no I/O."""
 
 from __future__ import annotations
 
 
 class ShortfallLength:
-    def __init__(self, prior_s: float, prior_weight: float, memory: float):
+    def __init__(self, prior_s: float, prior_weight: float, memory: float) -> None:
         self.ended = prior_weight  # episodes (weighted, faded), the prior's included
         self.total_s = prior_weight * prior_s  # their time in shortfall
         self._keep = 1.0 - 1.0 / memory

@@ -230,11 +230,11 @@ def test_a_few_slow_shortfalls_suffice_and_a_long_one_raises_the_expected_rest()
     assert on(a) == []
     b = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
     t = _weather(b, 0, short_s=600, episodes=3)
-    for s in range(t, t + 500):  # 0.3 of the rating short: ridden through at first ...
-        b.split(700, s)
+    for s in range(t, t + 500):  # 0.2 of the rating short: ridden through at first ...
+        b.split(800, s)
     assert on(b) == ["r0"]
-    for s in range(t + 500, t + 620):  # ... off before the squared rule (667 s) would
-        b.split(700, s)
+    for s in range(t + 500, t + 620):  # ... off long before the squared rule (1500 s) would
+        b.split(800, s)
     assert on(b) == []
 
 

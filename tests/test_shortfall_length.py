@@ -1,5 +1,5 @@
 """The learned time scale of a relay's shortfalls: a censored exponential mean with a
-prior weighing as a few episodes."""
+prior weighing as some episodes of its own mean."""
 
 from __future__ import annotations
 
