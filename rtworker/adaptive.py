@@ -66,6 +66,10 @@ class AdaptiveController:
         return self.ctl.surplus_w / self.margin
 
     @property
+    def surplus_seen_w(self) -> float:
+        return self.ctl.surplus_seen_w / self.margin
+
+    @property
     def rating_learned_w(self) -> float:
         """What the load draws at full output, as learned."""
         est = self.estimator

@@ -3,10 +3,10 @@ order, honouring their minimum on and off times, and the PWM load takes exactly 
 remainder, so a relay step moves the PWM by the relay's rating in the same step and does not
 show at the meter. A relay whose load does not draw (its thermostat is open) is seen in the
 surplus estimate and skipped for a while: at its switch-on (the estimate rises by its
-rating), or while it is on (an export step of its rating that nothing of ours explains, see
-``steps``): it is switched off once its minimum on-time allows, and if the estimate then
-falls back by its rating it did not draw. The optional bypass bridges the PWM load's module
-after a long run at 100 %. Pure: no clock, no I/O.
+rating beyond the pace it rose at before), or while it is on (an export step of its rating
+that nothing of ours explains, see ``steps``): it is switched off once its minimum on-time
+allows, and if the estimate then falls back by its rating it did not draw. The optional
+bypass bridges the PWM load's module after a long run at 100 %. Pure: no clock, no I/O.
 
 The rules, with ``avail`` = the wanted power minus the relays before this one that are on:
 - a relay before the PWM load (lower priority number) switches on at ``avail >= rating +
@@ -29,13 +29,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from vzdivert.rtworker.shortfall_length import ShortfallLength
 from vzdivert.rtworker.steps import StepWatch, matches
 
 NOT_DRAWING_SHARE = 0.6  # the estimate jumping by this share of a rating: it does not draw
 JUMP_MAX_SHARE = 1.5  # ... but a jump beyond this share is the weather, not the relay
 EPISODE_GAP_S = 10.0  # above the rating this long: a shortfall episode has ended
 EPISODE_MEMORY = 8  # episodes the learned mean length mostly rests on
-EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen
+EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen ...
+EPISODE_PRIOR_WEIGHT = 1.0  # ... weighing as one episode
 RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
 
 
@@ -53,16 +55,23 @@ class Relay:
     # switch-on check: the surplus estimate before, and readings left to watch
     _check_left: int = 0
     _check_base_w: float = 0.0
+    _check_pace_w: float = 0.0  # how fast the estimate rose (W a reading) as it switched on
     _confirm_left: int = 0  # switched off on suspicion: readings left to confirm it
     _suspect: bool = False  # an export step of its rating while on: to be switched off
     _pressure_s: float = 0.0  # how long (weighted) the rule has wanted the other state
     # shortfall episodes (the wanted power below what this relay and those before it take,
     # whatever their state): when the current one began, when it last looked over, and
-    # the mean length of past ones (the weather's time scale, learned online)
+    # how long they last (the weather's time scale, learned online)
     _short_since: float | None = None
     _short_seen: float = -math.inf
-    episode_mean_s: float = EPISODE_PRIOR_S
+    shortfalls: ShortfallLength = field(default_factory=lambda: ShortfallLength(
+        EPISODE_PRIOR_S, EPISODE_PRIOR_WEIGHT, EPISODE_MEMORY))
     switches: int = 0
+
+    @property
+    def episode_mean_s(self) -> float:
+        """The mean length of its shortfall episodes, as learned."""
+        return self.shortfalls.mean_s
 
 
 @dataclass
@@ -169,21 +178,21 @@ class Allocator:
                 relay._short_since = now
             relay._short_seen = now
         elif relay._short_since is not None and now - relay._short_seen >= EPISODE_GAP_S:
-            length = relay._short_seen - relay._short_since
-            relay.episode_mean_s += (length - relay.episode_mean_s) / EPISODE_MEMORY
+            relay.shortfalls.end(relay._short_seen - relay._short_since)
             relay._short_since = None
 
     def _worth_off(self, relay: Relay, shortfall: float, now: float) -> bool:
         """Switching off now saves the import expected over the rest of the shortfall
-        (lengths roughly exponential: the rest is as long as the learned mean, however long
-        it has lasted) and costs the relay's rating for the part of ``min_off_s`` (plus the
-        on filter) the shortfall is expected to leave over, and a switch priced at
-        ``off_after_s`` of the full rating for each of the two switches (off now, on
-        again). Slow weather (long episodes) switches off early; fast clouds (episodes not
-        much longer than ``min_off_s``) only for a shortfall beyond the rating."""
+        (lengths roughly exponential: the rest is as long as the learned mean, the running
+        shortfall's time counted in, see ``shortfall_length``) and costs the relay's rating
+        for the part of ``min_off_s`` (plus the on filter) the shortfall is expected to
+        leave over, and a switch priced at ``off_after_s`` of the full rating for each of
+        the two switches (off now, on again). Slow weather (long episodes) switches off
+        early; fast clouds (episodes not much longer than ``min_off_s``) only for a
+        shortfall beyond the rating."""
         if relay._short_since is None or now - relay._short_since < self.on_after_s:
             return False
-        mu = max(relay.episode_mean_s, 1.0)
+        mu = max(relay.shortfalls.expected_s(relay._short_seen - relay._short_since), 1.0)
         m = relay.min_off_s
         left_over = m - mu * (1 - math.exp(-m / mu)) + self.on_after_s
         return shortfall * mu > relay.rating_w * (left_over + 2 * self.off_after_s)
@@ -231,6 +240,7 @@ class Allocator:
         relay.switches += 1
         relay._check_left = self.check_readings if want_on else 0
         relay._check_base_w = self._surplus_w
+        relay._check_pace_w = self._steps.rising_w() if want_on else 0.0
         if relay._suspect:  # switched off anyway: the same test as a probe
             relay._suspect, relay._confirm_left = False, self.check_readings
         self._steps.moved()
@@ -260,21 +270,25 @@ class Allocator:
             self._steps.moved()
 
     def observe(self, surplus_w: float, now: float) -> list[str]:
-        """Before each split: the controller's surplus estimate. A relay just switched on
-        whose load draws leaves the estimate where it was (the PWM load made room for it);
-        one that does not draw lifts it by about its rating within the meter's delay (so
-        does the sun coming out). A suspect is switched off and watched: if the estimate
-        then falls back by its rating it did not draw (thermostat: skipped for a while);
-        if not, the surplus really rose and it may come back. The same test runs on a
-        relay that is on when an export step of its rating appears (its thermostat may
-        have opened), once its minimum on-time allows. Returns the relays skipped."""
+        """Before each split: the controller's surplus estimate as the meter has shown it
+        (without the ramp lead, a forecast whose jump ahead on a sun edge, standing at the
+        edge's end, has a step's shape). A relay just switched on whose load draws leaves
+        the estimate where it was (the PWM load made room for it); one that does not draw
+        lifts it by about its rating within the meter's delay (so does the sun coming out).
+        A suspect is switched off and watched: if the estimate then falls back by its
+        rating it did not draw (thermostat: skipped for a while); if not, the surplus
+        really rose and it may come back. The same test runs on a relay that is on when an
+        export step of its rating appears (its thermostat may have opened), once its
+        minimum on-time allows. Returns the relays skipped."""
         self._surplus_w = surplus_w
         skipped = []
         for relay in self.relays:
             rise = surplus_w - relay._check_base_w
             if relay._check_left:
                 relay._check_left -= 1
-                share = rise / relay.rating_w
+                # a rise at the pace the estimate rose before the switch is the weather's
+                seen = self.check_readings - relay._check_left
+                share = (rise - seen * relay._check_pace_w) / relay.rating_w
                 if NOT_DRAWING_SHARE <= share <= JUMP_MAX_SHARE:
                     self._switch_off_to_test(relay, surplus_w, now)
             elif relay._confirm_left:

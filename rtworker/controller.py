@@ -125,7 +125,9 @@ def _edge_ahead(d0: float, d1: float, d2: float, n: int) -> float:
 
 class Controller:
     """Grid power in, power fraction (0..1) out. For the UI: `command_w`, `surplus_w` (the
-    estimate), `saturated` (the load draws nothing whatever we command)."""
+    estimate), `saturated` (the load draws nothing whatever we command). `surplus_seen_w` is
+    the estimate without the ramp lead: what the meter has shown, for judging steps (the
+    lead is a forecast that jumps ahead on a sun edge and then stands: a step's shape)."""
 
     def __init__(self, params: ControlParams) -> None:
         self.params = params
@@ -145,7 +147,7 @@ class Controller:
             for i in range(len(buf)):
                 buf[i] = 0.0
         self.command_w = 0.0
-        self.surplus_w = 0.0
+        self.surplus_w = self.surplus_seen_w = 0.0
         self.saturated = False
         self._s_on: float | None = None  # surplus estimate if the load follows the command
         self._test_left = 0              # readings left for a pending test; 0 = none
@@ -244,7 +246,9 @@ class Controller:
             surplus = soff[0]
             for i in range(1, n):
                 surplus = soff[i] if soff[i] > surplus else surplus
+            self.surplus_seen_w = surplus
         else:
+            self.surplus_seen_w = s_on
             surplus = s_on + self._ramp(s_on, lead_n, dt)
         self.surplus_w = surplus
 

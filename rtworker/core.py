@@ -253,7 +253,9 @@ class WorkerCore:
     def _allocate(self, now: float) -> None:
         """Split the controller's power between the loads; tell it what really went out."""
         alloc = self.allocator
-        alloc.observe(self.controller.surplus_w, now)
+        # what the meter has shown, not the ramp-led forecast: on a sun edge the lead jumps
+        # ahead and then stands, which the relay tests would take for a relay's step
+        alloc.observe(self.controller.surplus_seen_w, now)
         forced = {}  # relays switched on (True) or off by a hold
         for relay in alloc.relays:
             if self.hot.full_kind:  # boost/top-up heats the PWM load, not every stage

@@ -5,7 +5,9 @@ told apart here only by shape (a step within the meter's delay, steady before an
 cloud edges take longer and wander) and by history: an export step of the size of an import
 step seen not long before is that appliance going off again (a kettle, a washing machine's
 heater, a cloud passing). What remains is a candidate; only switching the relay off can
-confirm it (the allocator does that). Pure: no clock, no I/O."""
+confirm it (the allocator does that). The estimate pushed must be what the meter has shown:
+a forecast that leads a ramp reaches the ramp's end early and stands there, a step's shape.
+Pure: no clock, no I/O."""
 
 from __future__ import annotations
 
@@ -69,9 +71,20 @@ class StepWatch:
         for i in range(n + 1, len(hist)):
             if abs(hist[i] - before) > flat:
                 return None  # it was moving before: a cloud edge, not a step
-        self._pending = (before, hist[0], FLAT_AFTER, n - 1)
+        # a step shows within n readings: it may grow on only by the readings of the window
+        # it has not used yet (a rise that began in the window's older readings and goes on
+        # growing is an edge)
+        used = 1 + max((i for i in range(1, n) if abs(hist[i] - before) > flat), default=0)
+        self._pending = (before, hist[0], FLAT_AFTER, n - used)
         self._quiet = 0  # the same step is not seen twice
         return None
+
+    def rising_w(self) -> float:
+        """How fast the estimate was rising over the last n readings (W a reading, >= 0):
+        a rise at that pace after one of our switches is the sun's, not the load's."""
+        hist = self._hist
+        k = min(self.n, len(hist) - 1)
+        return max(0.0, (hist[0] - hist[k]) / k) if k > 0 else 0.0
 
     def household(self, import_w: float, now: float) -> None:
         self._ups.append((now, import_w))

@@ -219,6 +219,25 @@ def test_slow_weather_switches_off_early_fast_weather_rides_through() -> None:
     assert on(fast) == ["r0"]  # ridden through at the squared rule's pace (240 s)
 
 
+def test_a_few_slow_shortfalls_suffice_and_a_long_one_raises_the_expected_rest() -> None:
+    """Slow weather shows only a few shortfalls an hour: three of 10 min are enough to
+    switch off early, and a shortfall too shallow for that at its start becomes worth it
+    as it goes on (lengths memoryless: its time so far is evidence of a longer scale)."""
+    a = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = _weather(a, 0, short_s=600, episodes=3)
+    for s in range(t, t + 20):  # half the rating short: off at once
+        a.split(500, s)
+    assert on(a) == []
+    b = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = _weather(b, 0, short_s=600, episodes=3)
+    for s in range(t, t + 500):  # 0.2 of the rating short: ridden through at first ...
+        b.split(800, s)
+    assert on(b) == ["r0"]
+    for s in range(t + 500, t + 620):  # ... off long before the squared rule (1500 s) would
+        b.split(800, s)
+    assert on(b) == []
+
+
 def test_bypass_after_a_long_run_at_full_and_open_below_the_rating() -> None:
     a = make(pwm_w=2000, bypass_after_s=60, margin=100)
     for t in range(0, 60, 10):
@@ -310,3 +329,25 @@ def test_a_step_that_shows_over_two_readings_is_seen() -> None:
     # inside a meter interval: half of it in one reading, the rest in the next
     feed(a, lambda t: 3400 if t == 100 else 3600, 100, 105)
     assert on(a) == [] and a.relays[0].held == "thermostat"
+
+
+def test_a_rise_over_more_readings_than_a_step_takes_is_no_step() -> None:
+    a = make(1000, min_s=0)
+    feed(a, lambda t: 2600, 0, 100)
+    # the sun coming out within 3 s (250, 500, 250 W a reading): 750 W in two readings,
+    # like a step split over a meter interval, but still rising in the third
+    rise = {100: 250, 101: 750}
+    feed(a, lambda t: 2600 + rise.get(t, 1000), 100, 110)
+    assert on(a) == ["r0"] and a.relays[0].switches == 1 and not a.relays[0]._suspect
+
+
+def test_a_relay_switched_on_while_the_sun_rises_passes_the_check() -> None:
+    a = make(1000, min_s=0)
+    # rising 400 W a reading; it switches on at 2200 W and the rise goes on at that pace
+    feed(a, lambda t: min(1000 + 400 * max(t - 10, 0), 3800), 0, 30)
+    assert on(a) == ["r0"] and a.relays[0].switches == 1 and a.relays[0].held == ""
+    # one that does not draw shows its rating on top of the rise: still found
+    b = make(1000, min_s=0)
+    r0 = b.relays[0]
+    feed(b, lambda t: min(1000 + 300 * max(t - 10, 0), 3800) + 1000 * r0.on, 0, 30)
+    assert on(b) == [] and r0.held == "thermostat" and r0.switches == 2

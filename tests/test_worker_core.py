@@ -4,6 +4,8 @@ fault, a read-back mismatch, shutdown), recovery, and energy accounting."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from vzdivert.config import validate
@@ -349,3 +351,50 @@ def test_a_household_load_going_off_leaves_the_relay_drawing() -> None:
     rig.run_until(lambda core: core.power_w() - surplus["w"], 60)
     relay = rig.core.allocator.relays[0]
     assert rig.core.levels[RELAY] == 1.0 and relay.switches == 1 and relay.held == ""
+
+
+class TwoRelays(Relays):
+    """The PWM heater with a 1 kW and a 2 kW stage (no on filter), a meter one reading
+    late."""
+
+    def __init__(self) -> None:
+        self.cfg = validate({"watchdog": {"stale_after_s": 10.0},
+                             "load": {"rating_w": 2000.0, "relay_on_after_s": 0.0},
+                             "relays": [{"name": "stage 2", "gpio": 17, "rating_w": 1000.0},
+                                        {"name": "stage 3", "gpio": 18, "rating_w": 2000.0}]})
+        self.energy = Sink()
+        self.t = 0.0
+        self.core = WorkerCore(self.cfg, self.energy, self.t)
+        self.core.start(0.0)
+        self._drawn: float | None = None
+
+    def run_late(self, surplus_at, seconds: float) -> None:
+        def grid(core: WorkerCore) -> float:
+            seen = core.power_w() if self._drawn is None else self._drawn
+            self._drawn = core.power_w()
+            return seen - surplus_at(self.t + 1)
+        self.run_until(grid, seconds)
+
+
+def sun_edge(t0: float, base_w: float, rise_w: float, edge_s: float, tau_s: float = 0.0):
+    """The surplus as the sun comes out at t0: an S over edge_s, or first order (tau_s)."""
+    def at(t: float) -> float:
+        if t <= t0:
+            return base_w
+        if tau_s:
+            return base_w + rise_w * (1 - math.exp(-(t - t0) / tau_s))
+        return base_w + rise_w * 0.5 * (1 - math.cos(math.pi * min((t - t0) / edge_s, 1.0)))
+    return at
+
+
+def test_sharp_sun_edges_are_no_relay_thermostat() -> None:
+    # the controller's ramp lead is a forecast: it jumps ahead on a sun edge and then
+    # stands, a step's shape; the relays are judged by what the meter has shown
+    rig = TwoRelays()  # the 2 kW stage switches on during an 8 s edge (3.1 kW)
+    rig.run_late(sun_edge(100.0, 2400.0, 3100.0, 8.0), 200)
+    stage3 = rig.core.allocator.relays[1]
+    assert stage3.on and stage3.switches == 1 and stage3.held == ""
+    rig = TwoRelays()  # both on; the sun comes out by 2 kW with a 4 s time constant
+    rig.run_late(sun_edge(200.0, 3400.0, 2000.0, 0.0, tau_s=4.0), 260)
+    assert [r.switches for r in rig.core.allocator.relays] == [1, 1]
+    assert rig.core.levels["relay:stage 3"] == 1.0
