@@ -30,14 +30,13 @@ Why it looks like this:
 - Ramps (cloud edges): the surplus moves on while our command travels to the meter; on
   three consistent increments, each above the surplus's jitter per reading (household
   noise wanders over seconds and often agrees three times), we lead by the increment over
-  the delay window (the
-  smallest one when that window spans seconds: the S-shaped edge is slowing by then).
-  When that window spans seconds and three increments of one sign are each well above the
-  surplus's jitter (a cloud edge, not household noise), the lead follows the edge's S
-  shape instead: from the increments' own curvature, accelerating early, stopping at the
-  edge's end, never further than the edge has come (so not past a step's end). A
-  jump of the export by the commanded power is tested only once it holds for a reading:
-  a rising edge can match it in size, but it rises on.
+  the delay window (the smallest one when that window spans seconds: the S-shaped edge is
+  slowing by then). When that window spans seconds and three increments of one sign are
+  each well above the surplus's jitter (a cloud edge, not household noise), the lead
+  follows the edge's S shape instead: from the increments' own curvature, accelerating
+  early, stopping at the edge's end, never further than the edge has come (so not past a
+  step's end). A jump of the export by the commanded power is tested only once it holds
+  for a reading: a rising edge can match it in size, but it rises on.
 - Time constants and the slew limit are in seconds, so 0.25 s, 1 s or 2 s data give the
   same behaviour in time; deadbeat is as fast as the data allow at any rate."""
 
@@ -134,8 +133,10 @@ class Controller:
         n = params.max_delay_samples + 1
         self._hist = [0.0] * (2 * n)  # commands, newest first (W); [0:n] may show in a reading
         self._soff = [0.0] * (n + 2)  # surplus if the load drew nothing, newest first
-        self._lag_ev = 0.0  # > 0: the meter shows the newest command (the meter's property:
-        self._no_delay = False  # kept over resets); what `_lag` decided from it
+        # the meter's delay is the meter's property: its evidence and the decision on it are
+        # kept over resets
+        self._lag_ev = 0.0  # > 0: the meter shows the newest command
+        self._no_delay = False  # what `_lag` decided from the evidence (with hysteresis)
         self.reset()
         self._trust = 0  # thermostat openings in a row the meter showed as a step (the
         # load's property: kept over resets)
