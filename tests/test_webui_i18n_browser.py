@@ -128,9 +128,11 @@ def test_the_marked_check_catches_an_english_string(browser: Browser,  # noqa: F
     page = german_page(browser, mark=True)
     page.goto(live_system.base)
     wait_filled(page)
+    # into the card around the meter facts, not into their list: the list is rebuilt from
+    # every state update, which could drop the string before the check reads the page
     page.evaluate("""() => {
-        document.querySelector('#ingest').append(Object.assign(
-            document.createElement('dt'), {textContent: 'Boost for 1 h'}));
+        document.querySelector('#ingest').parentElement.append(Object.assign(
+            document.createElement('p'), {textContent: 'Boost for 1 h'}));
         document.querySelector('#save').title = 'Save now';
     }""")
     assert untranslated(page) == ["Boost for 1 h", "title=Save now"]
