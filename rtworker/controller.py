@@ -19,6 +19,10 @@ Why it looks like this:
   is the smoother one: the wrong assumption carries our own moves), we use the newest end
   and save the extra reading, until the data show a delay as clearly (a household step
   split over two readings looks like a delay for one reading; at first, the interval).
+  When they show a whole reading of delay as clearly (the newest end rougher, and the
+  half-way point too, which a meter averaging both readings would make the smoothest),
+  we use the older end: inside the interval, on a textured cloud edge after our lead, the
+  point nearest the last estimate stood still while the edge went on.
 - Saturation (thermostat open, load unplugged) cannot be told from the surplus rising just
   as fast as we raise the command, so we test, cheaply, when it is plausible: when the
   export jumps by about the power we command (what an opening thermostat looks like), our
@@ -136,6 +140,7 @@ class Controller:
         # the meter's delay is the meter's property: its evidence and the decision on it are
         # kept over resets
         self._lag_ev = 0.0  # > 0: the meter shows the newest command
+        self._full_ev = 0.0  # > 0: the meter shows the oldest command, not a mixture
         self._no_delay = False  # what `_lag` decided from the evidence (with hysteresis)
         self.reset()
         self._trust = 0  # thermostat openings in a row the meter showed as a step (the
@@ -219,6 +224,8 @@ class Controller:
         if self._lag(hist[0] + s_off, hist[n - 1] + s_off, dt, not self.saturated):
             s_on = hist[0] + s_off  # the meter shows our latest command already
             lead_n = 1
+        elif n == 2 and min(-self._lag_ev, self._full_ev) >= 2.0 * p.saturation_w:
+            s_on = hist[n - 1] + s_off  # ... or the one a full delay ago
 
         was_saturated = self.saturated
         seen, self._jump_seen = self._jump_seen, None  # a jump waits one reading
@@ -279,6 +286,12 @@ class Controller:
                 - abs(s_new - self._s_new)
             limit = 4.0 * self.params.saturation_w
             self._lag_ev = clamp(ev, -limit, limit)
+            # a meter a whole reading late against one that averages both (half a delay):
+            # the surplus computed half-way between the assumptions carries half our moves
+            s_mid, mid_before = 0.5 * (s_new + s_old), 0.5 * (self._s_new + self._s_old)
+            ev = self._full_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_mid - mid_before) \
+                - abs(s_old - self._s_old)
+            self._full_ev = clamp(ev, -limit, limit)
         self._s_new, self._s_old = s_new, s_old
         # the answer changes only when the evidence says the other thing as clearly: the
         # second reading of a household step split over two, or of a cloud edge speeding
