@@ -141,7 +141,7 @@ class Controller:
         # kept over resets
         self._lag_ev = 0.0  # > 0: the meter shows the newest command
         self._full_ev = 0.0  # > 0: the meter shows the oldest command, not a mixture
-        self._no_delay = False  # what `_lag` decided from the evidence (with hysteresis)
+        self._no_delay = False  # what `_meter_end` decided from the evidence (with hysteresis)
         self.reset()
         self._trust = 0  # thermostat openings in a row the meter showed as a step (the
         # load's property: kept over resets)
@@ -221,11 +221,12 @@ class Controller:
         lo_on, hi_on = lo_cmd + s_off, hi_cmd + s_off
         s_on = 0.5 * (lo_on + hi_on) if self._s_on is None else clamp(self._s_on, lo_on, hi_on)
         lead_n = n
-        if self._lag(hist[0] + s_off, hist[n - 1] + s_off, dt, not self.saturated):
+        end = self._meter_end(hist[0] + s_off, hist[n - 1] + s_off, dt, not self.saturated)
+        if end == 0:
             s_on = hist[0] + s_off  # the meter shows our latest command already
             lead_n = 1
-        elif n == 2 and min(-self._lag_ev, self._full_ev) >= 2.0 * p.saturation_w:
-            s_on = hist[n - 1] + s_off  # ... or the one a full delay ago
+        elif end is not None:
+            s_on = hist[end] + s_off  # ... or the one a full delay ago
 
         was_saturated = self.saturated
         seen, self._jump_seen = self._jump_seen, None  # a jump waits one reading
@@ -276,33 +277,41 @@ class Controller:
         self.command_w = new
         return new / rating
 
-    def _lag(self, s_new: float, s_old: float, dt: float, learn: bool) -> bool:
-        """Does the meter show our newest command (no delay)? The surplus computed with the
-        right assumption is the smoother one: the wrong one carries our own moves (which
-        only show while the load draws: no learning while saturated). Decided with
-        hysteresis: yes from +2x `saturation_w` of evidence until it reaches -2x."""
+    def _meter_end(self, s_new: float, s_old: float, dt: float, learn: bool) -> int | None:
+        """Which of our commands the reading shows: 0, the newest (no delay); 1, the one a
+        reading before (a whole reading late, judged with one reading of delay allowed); or
+        None, some mixture (the interval). The surplus computed with the right assumption is
+        the smoother one: the wrong one carries our own moves (which only show while the
+        load draws: no learning while saturated)."""
+        one_late = self.params.max_delay_samples == 1
         if self._s_new is not None and learn:
-            ev = self._lag_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_old - self._s_old) \
-                - abs(s_new - self._s_new)
+            fade = math.exp(-dt / _LAG_TAU_S)
             limit = 4.0 * self.params.saturation_w
+            ev = self._lag_ev * fade + abs(s_old - self._s_old) - abs(s_new - self._s_new)
             self._lag_ev = clamp(ev, -limit, limit)
-            # a meter a whole reading late against one that averages both (half a delay):
-            # the surplus computed half-way between the assumptions carries half our moves
-            s_mid, mid_before = 0.5 * (s_new + s_old), 0.5 * (self._s_new + self._s_old)
-            ev = self._full_ev * math.exp(-dt / _LAG_TAU_S) + abs(s_mid - mid_before) \
-                - abs(s_old - self._s_old)
-            self._full_ev = clamp(ev, -limit, limit)
+            if one_late:
+                # a meter a whole reading late against one that averages both (half a
+                # delay): the surplus computed half-way between the assumptions carries
+                # half our moves
+                s_mid, mid_before = 0.5 * (s_new + s_old), 0.5 * (self._s_new + self._s_old)
+                ev = self._full_ev * fade + abs(s_mid - mid_before) - abs(s_old - self._s_old)
+                self._full_ev = clamp(ev, -limit, limit)
         self._s_new, self._s_old = s_new, s_old
-        # the answer changes only when the evidence says the other thing as clearly: the
-        # second reading of a household step split over two, or of a cloud edge speeding
-        # up, looks smoother with the wrong assumption, and answering just that reading
-        # with the interval is where a meter without delay lost most of what it saves
+        # decided with hysteresis: the answer changes only when the evidence says the other
+        # thing as clearly. The second reading of a household step split over two, or of a
+        # cloud edge speeding up, looks smoother with the wrong assumption, and answering
+        # just that reading with the interval is where a meter without delay lost most of
+        # what it saves
         sure = 2.0 * self.params.saturation_w
         if self._lag_ev >= sure:
             self._no_delay = True
         elif self._lag_ev <= -sure:
             self._no_delay = False
-        return self._no_delay
+        if self._no_delay:
+            return 0
+        if one_late and -self._lag_ev >= sure and self._full_ev >= sure:
+            return 1
+        return None
 
     def _ramp(self, s_on: float, n: int, dt: float) -> float:
         """On a steady ramp (clouds) the surplus will have moved on by the time our command
@@ -319,8 +328,9 @@ class Controller:
             self._jitter_w = max(1.0, self._jitter_w + 0.02 * (a0 - self._jitter_w))
         lo = min(d0, d1, d2)
         hi = max(d0, d1, d2)
-        if n * dt > _RAMP_SLOWING_S and (lo > 0.0 or hi < 0.0) and \
-                min(a0, abs(d1), abs(d2)) >= _EDGE_JITTER * self._jitter_w:
+        smallest = min(a0, abs(d1), abs(d2))
+        long_lead = n * dt > _RAMP_SLOWING_S
+        if long_lead and (lo > 0.0 or hi < 0.0) and smallest >= _EDGE_JITTER * self._jitter_w:
             # a cloud edge under way, seen readings seconds apart: follow its S shape (it
             # accelerates, then slows), which leads early and stops at its end
             # (over the delay window once the meter has shown its delay: leading a meter
@@ -329,15 +339,13 @@ class Controller:
             return self.params.ramp_lead * ahead
         # three agreeing increments within the surplus's jitter are household noise (it
         # wanders over seconds), not a ramp: leading on them passes the noise on n-fold
-        gate = _LEAD_JITTER_LONG if n * dt > _RAMP_SLOWING_S else _LEAD_JITTER
-        if min(a0, abs(d1), abs(d2)) < gate * self._jitter_w:
+        if smallest < (_LEAD_JITTER_LONG if long_lead else _LEAD_JITTER) * self._jitter_w:
             return 0.0
         if lo > 0.0 and lo >= 0.5 * hi or hi < 0.0 and hi <= 0.5 * lo:
             # cloud edges are S-shaped: three agreeing increments of readings seconds apart
             # and a lead over seconds reach the slowing end, so lead by the smallest one
             # there (the median overshot the end by ~0.5 kW at 2 s readings, one late)
-            inc = (lo if lo > 0.0 else hi) if n * dt > _RAMP_SLOWING_S else \
-                d0 + d1 + d2 - lo - hi
+            inc = (lo if lo > 0.0 else hi) if long_lead else d0 + d1 + d2 - lo - hi
             return self.params.ramp_lead * n * inc
         return 0.0
 
