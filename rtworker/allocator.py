@@ -38,6 +38,9 @@ EPISODE_GAP_S = 10.0  # above the rating this long: a shortfall episode has ende
 EPISODE_MEMORY = 8  # episodes the learned mean length mostly rests on
 EPISODE_PRIOR_S = 60.0  # the mean length assumed before any episode was seen ...
 EPISODE_PRIOR_WEIGHT = 1.0  # ... weighing as one episode
+EPISODE_MAX_S = 1800.0  # a longer shortfall is the night or an overcast spell, not clouds:
+                        # not learned (a 12 h night taught a mean of hours, and the next
+                        # morning's every cloud switched the relay off: 28 switches an hour)
 RETRY_NOT_DRAWING_S = 300.0  # a relay seen not drawing is tried again after this
 
 
@@ -172,13 +175,16 @@ class Allocator:
     def _episode(self, relay: Relay, avail_w: float, now: float) -> None:
         """Learn how long shortfalls last: an episode runs while ``avail_w`` (the wanted
         power beyond the relays before this one, all on) stays below its rating, and ends
-        once it has been above for EPISODE_GAP_S."""
+        once it has been above for EPISODE_GAP_S. One longer than EPISODE_MAX_S is not
+        the clouds' time scale (the night, a dull spell) and is not learned."""
         if avail_w < relay.rating_w:
             if relay._short_since is None:
                 relay._short_since = now
             relay._short_seen = now
         elif relay._short_since is not None and now - relay._short_seen >= EPISODE_GAP_S:
-            relay.shortfalls.end(relay._short_seen - relay._short_since)
+            length_s = relay._short_seen - relay._short_since
+            if length_s <= EPISODE_MAX_S:
+                relay.shortfalls.end(length_s)
             relay._short_since = None
 
     def _worth_off(self, relay: Relay, shortfall: float, now: float) -> bool:

@@ -219,6 +219,22 @@ def test_slow_weather_switches_off_early_fast_weather_rides_through() -> None:
     assert on(fast) == ["r0"]  # ridden through at the squared rule's pace (240 s)
 
 
+def test_a_night_is_not_a_cloud() -> None:
+    """A diverter runs for days: the night is one long shortfall for every relay. Learned
+    as weather, it made the next morning's short clouds look hours long, and the relay
+    went off at each of them."""
+    a = Allocator(2000, [Relay("r0", 1000, 0, 0)], now=0.0, on_after_s=10, off_after_s=60)
+    t = 0
+    for t in range(0, 12 * 3600, 10):  # twelve hours without surplus
+        a.split(-300, t)
+    t = _weather(a, t + 10, short_s=20, episodes=3)  # the morning's fast clouds ...
+    assert on(a) == ["r0"]
+    assert a.relays[0].episode_mean_s < 60
+    for s in range(t, t + 100):  # ... a short shortfall is ridden through, as without
+        a.split(500, s)          # the night
+    assert on(a) == ["r0"]
+
+
 def test_a_few_slow_shortfalls_suffice_and_a_long_one_raises_the_expected_rest() -> None:
     """Slow weather shows only a few shortfalls an hour: three of 10 min are enough to
     switch off early, and a shortfall too shallow for that at its start becomes worth it
