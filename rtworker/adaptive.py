@@ -14,7 +14,8 @@ and the thermostat tests judge steps of the load's power there). The clean moves
 far may say the load draws far less than the estimate while still too few to outvote the
 configured rating: the gain is too low already, so their share of the data takes the
 margin off in proportion. The margin stays inside: command, surplus and rating are
-reported, and `applied` taken, in the estimate's watts."""
+reported, and `applied` taken, in the estimate's watts. The estimate's doubt goes to the
+controller too, which keeps that share of its own moves out of the ramp lead."""
 
 from __future__ import annotations
 
@@ -145,6 +146,9 @@ class AdaptiveController:
 
     def step(self, grid_w: float, dt_s: float) -> float:
         was_saturated = self.ctl.saturated
+        # how far the estimate may be off: that share of our own moves may show in the
+        # surplus estimate, and the ramp lead must not feed on it
+        self.ctl.rating_doubt = self.estimator.doubt if self.learn else 0.0
         fraction = self.ctl.step(grid_w, dt_s)
         closing = was_saturated and not self.ctl.saturated
         band_map = self.band_map

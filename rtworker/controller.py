@@ -39,8 +39,12 @@ Why it looks like this:
   each well above the surplus's jitter (a cloud edge, not household noise), the lead
   follows the edge's S shape instead: from the increments' own curvature, accelerating
   early, stopping at the edge's end, never further than the edge has come (so not past a
-  step's end). A jump of the export by the commanded power is tested only once it holds
-  for a reading: a rising edge can match it in size, but it rises on.
+  step's end). A rating off by a share e puts e x each of our moves into the surplus
+  estimate, as if the sun moved: while the rating is in doubt (`rating_doubt`, from the
+  learner), each increment is led on only as far as it stands under every plausible
+  rating (a load drawing 0.7x led on its own moves past a falling edge's end and rang).
+  A jump of the export by the commanded power is tested only once it holds for a
+  reading: a rising edge can match it in size, but it rises on.
 - Time constants and the slew limit are in seconds, so 0.25 s, 1 s or 2 s data give the
   same behaviour in time; deadbeat is as fast as the data allow at any rate."""
 
@@ -106,6 +110,11 @@ def params_from_config(cfg: Any) -> ControlParams:
                          **{n: getattr(ctl, n) for n in names if hasattr(ctl, n)})
 
 
+def _shrink(d: float, by: float) -> float:
+    """d moved towards 0 by `by` (>= 0), not past it."""
+    return d - by if d > by else d + by if d < -by else 0.0
+
+
 def _edge_ahead(d0: float, d1: float, d2: float, n: int) -> float:
     """Where an S-shaped edge will be n readings on, from its last three increments
     (newest first, one sign): a sampled half sine obeys d[k+1] = 2 c d[k] - d[k-1] with
@@ -143,6 +152,7 @@ class Controller:
         self._full_ev = 0.0  # > 0: the meter shows the oldest command, not a mixture
         self._no_delay = False  # what `_meter_end` decided from the evidence (with hysteresis)
         self.reset()
+        self.rating_doubt = 0.0  # the rating may be off by this fraction (the learner's say)
         self._trust = 0  # thermostat openings in a row the meter showed as a step (the
         # load's property: kept over resets)
 
@@ -170,6 +180,7 @@ class Controller:
         self.opened: tuple[float, float] | None = None  # set by the step that found an
         # opening from such a jump: (jump W, fraction), for the rating estimate
         self._ramp_hist = [0.0] * 4
+        self._seen_hist = [0.0] * 4  # the command each of those estimates took as shown
         self._jitter_w = 0.02 * self.params.rating_w
         self._fresh = True  # the first big move after a (re)start is checked too
         self._evidence = 0.0
@@ -258,7 +269,7 @@ class Controller:
             self.surplus_seen_w = surplus
         else:
             self.surplus_seen_w = s_on
-            surplus = s_on + self._ramp(s_on, lead_n, dt)
+            surplus = s_on + self._ramp(s_on, s_on - s_off, lead_n, dt)
         self.surplus_w = surplus
 
         u = hist[0]
@@ -313,22 +324,32 @@ class Controller:
             return 1
         return None
 
-    def _ramp(self, s_on: float, n: int, dt: float) -> float:
+    def _ramp(self, s_on: float, seen_w: float, n: int, dt: float) -> float:
         """On a steady ramp (clouds) the surplus will have moved on by the time our command
         shows: lead by the ramp's increment over the delay window; a big edge seen seconds
         apart by where its S shape goes (`_edge_ahead`)."""
         h = self._ramp_hist
         h.pop()
         h.insert(0, s_on)
+        c = self._seen_hist
+        c.pop()
+        c.insert(0, seen_w)
         if self.params.ramp_lead <= 0.0:
             return 0.0
         d0, d1, d2 = h[0] - h[1], h[1] - h[2], h[2] - h[3]
         a0 = abs(d0)
+        doubt = self.rating_doubt
+        if doubt > 0.0:
+            # a rating off by e puts e x our own move into the surplus estimate: our moves
+            # would feed the lead. Lead only on what stands under every plausible rating
+            d0 = _shrink(d0, doubt * abs(c[0] - c[1]))
+            d1 = _shrink(d1, doubt * abs(c[1] - c[2]))
+            d2 = _shrink(d2, doubt * abs(c[2] - c[3]))
         if a0 < 3.0 * self._jitter_w:  # the surplus's own jitter per reading: what is small
             self._jitter_w = max(1.0, self._jitter_w + 0.02 * (a0 - self._jitter_w))
         lo = min(d0, d1, d2)
         hi = max(d0, d1, d2)
-        smallest = min(a0, abs(d1), abs(d2))
+        smallest = min(abs(d0), abs(d1), abs(d2))
         long_lead = n * dt > _RAMP_SLOWING_S
         if long_lead and (lo > 0.0 or hi < 0.0) and smallest >= _EDGE_JITTER * self._jitter_w:
             # a cloud edge under way, seen readings seconds apart: follow its S shape (it

@@ -17,7 +17,8 @@ old ratios age out (the mains voltage drifts). The meter's delay (0..max_delay r
 half steps for meters that average across two intervals) is the hypothesis that explains
 the readings with any plausible rating, so a wrong estimate cannot pick a wrong delay. The
 value follows the median with a time constant, within 0.5-1.5x the configured rating; a
-ratio does not depend on the estimate, so the estimate cannot ring."""
+ratio does not depend on the estimate, so the estimate cannot ring. `doubt` says how far
+off it may still be: 30 % before any move, less as moves agree about it."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ QUIET_AFTER_SATURATION = 3  # readings after saturation ends (or starts) before 
 BUSY_WINDOW, BUSY_MOVES = 10, 4  # more moves than this in this many readings: no learning
 BELOW = 0.7            # a ratio under this share of the estimate says 'less' (small moves
                        # in a wandering surplus read up to ~28 % low at the right rating)
+DOUBT = 0.3            # how far off a configured rating commonly is (fraction), before data
 _DELAY_TAU = 120.0     # evidence about the meter's delay fades with this (s)
 
 
@@ -58,6 +60,7 @@ class RatingEstimator:
             self.configured_w = float(configured_w)
         self.rating_w = self.configured_w
         self.confidence = 0.0
+        self.doubt = DOUBT  # how far off the estimate may still be (fraction)
         self.below = 0.0  # share of the data's weight far under the estimate
         self.ratios: list[tuple[float, float]] = []  # (W per unit fraction, weight)
         self._born: list[float] = []  # when each ratio was taken (our own clock, s)
@@ -275,4 +278,21 @@ class RatingEstimator:
         under = sum(w for r, w in self.ratios if r < BELOW * median)
         self.below = under / data_w if data_w > 0 else 0.0
         self._target = median
+        self.doubt = self._doubt(median)
         self.curve.update(median)
+
+    def _doubt(self, median: float) -> float:
+        """How far off the median may be: the prior's DOUBT combined with the data, whose
+        spread about the median (ratios far from it count, a prior outvoting them too)
+        shrinks with their number."""
+        if not self.ratios:
+            return DOUBT
+        devs = sorted((abs(r - median) / median, w) for r, w in self.ratios)
+        half, acc, mad = 0.5 * sum(w for _, w in devs), 0.0, devs[-1][0]
+        for dev, w in devs:
+            acc += w
+            if acc >= half:
+                mad = dev
+                break
+        spread = max(0.05, 1.4826 * mad)
+        return 1.0 / math.sqrt(1.0 / DOUBT ** 2 + len(self.ratios) / spread ** 2)

@@ -352,12 +352,15 @@ def test_converges_for_any_steady_surplus(surplus_w: float, rating_error: float,
 
 
 def _cloud_edge(s0: float, s1: float, edge_s: float, dt_s: float = 2.0,
-                ramp_lead: float = 1.0) -> list[tuple[float, float, bool, float]]:
+                ramp_lead: float = 1.0, drawn: float = 1.0, doubt: float = 0.0
+                ) -> list[tuple[float, float, bool, float]]:
     """Closed loop over an S-shaped cloud edge (s0 -> s1 W over edge_s from t = 60 s): a
-    linear 2.6 kW load that draws what it is told, a meter that averages each interval and
-    reports it one interval late. [(t, commanded W, saturated, Wh the load drew off what it
-    could draw of the surplus in the interval before)] per reading."""
+    linear 2.6 kW load that draws what it is told (times `drawn`), a meter that averages
+    each interval and reports it one interval late. [(t, commanded W, saturated, Wh the
+    load drew off what it could draw of the surplus in the interval before)] per reading."""
     ctl = Controller(ControlParams(rating_w=2600.0, ramp_lead=ramp_lead))
+    ctl.rating_doubt = doubt
+    full = 2600.0 * drawn
 
     def surplus(t: float) -> float:
         x = min(1.0, max(0.0, (t - 60.0) / edge_s))
@@ -367,8 +370,8 @@ def _cloud_edge(s0: float, s1: float, edge_s: float, dt_s: float = 2.0,
     t, fraction, shown, out = 0.0, 0.0, -s0, []
     while t < 120.0:
         now = [surplus(t + (i + 0.5) * dt_s / sub) for i in range(sub)]
-        mean = sum(fraction * 2600.0 - s for s in now) / sub
-        off_wh = sum(abs(fraction * 2600.0 - min(2600.0, s)) for s in now) / sub * dt_s / 3600
+        mean = sum(fraction * full - s for s in now) / sub
+        off_wh = sum(abs(fraction * full - min(full, s)) for s in now) / sub * dt_s / 3600
         t += dt_s
         fraction = ctl.step(shown, dt_s)
         shown = mean
@@ -406,6 +409,26 @@ def test_ramp_lead_follows_the_s_shape_of_a_fast_cloud_edge(s0: float, s1: float
     with_lead = sum(e for t, *_, e in _cloud_edge(s0, s1, edge_s) if t > 50.0)
     without = sum(e for t, *_, e in _cloud_edge(s0, s1, edge_s, ramp_lead=0.0) if t > 50.0)
     assert with_lead <= share * without
+
+
+@pytest.mark.parametrize("s0, s1, edge_s, dt_s", [
+    (2600, 600, 10, 1.0), (1200, 300, 10, 1.0), (1800, 500, 20, 2.0), (1200, 300, 20, 2.0)])
+def test_a_doubted_rating_keeps_our_own_moves_out_of_the_ramp_lead(s0: float, s1: float,
+                                                                    edge_s: float,
+                                                                    dt_s: float) -> None:
+    """A load drawing 30 % less than the controller believes puts 30 % of each of our
+    moves into the surplus estimate as if the sun moved: on a falling edge the lead fed
+    on our own moves, went far below the edge's end and rang. While the rating is in
+    doubt by that much, only what stands under every plausible rating is led on."""
+    def follow(doubt: float) -> tuple[float, float]:
+        out = _cloud_edge(s0, s1, edge_s, dt_s, drawn=0.7, doubt=doubt)
+        drawn = [(t, 0.7 * c) for t, c, _, _ in out if t > 60.0]
+        below_end = s1 - min(w for _, w in drawn)
+        ringing = max(abs(w - s1) for t, w in drawn if t > 60.0 + edge_s + 4.0)
+        return below_end, ringing
+    below_end, ringing = follow(0.3)
+    assert below_end < 0.5 * follow(0.0)[0]
+    assert ringing <= 20.0
 
 
 def _surplus_seen(increment_w: float, dt_s: float, ramp_lead: float) -> float:

@@ -69,6 +69,33 @@ def test_converges_with_noise_and_coinciding_steps(truth: float, delay: int) -> 
     assert ctl.rating_w == pytest.approx(ctl.rating_learned_w, rel=0.003)  # in use
 
 
+def test_doubt_starts_at_the_prior_and_shrinks_as_moves_agree() -> None:
+    """How far off the estimate may be (the controller keeps that share of its own moves
+    out of the ramp lead): 30 % before any move; a lone move far off, outvoted by the
+    configured rating, leaves it so; moves that agree make it small."""
+    est = RatingEstimator(CONFIGURED_W)
+    assert est.doubt == pytest.approx(0.3)
+    est.opened(0.1 * 1000.0, 0.1)  # says 1000 W, too light to outvote the prior
+    assert est.rating_w == CONFIGURED_W and est.doubt > 0.25
+    for jump_w in (690.0, 705.0, 700.0, 712.0, 695.0):  # ~1400 W at half output
+        est.opened(jump_w, 0.5)
+    assert est._target == pytest.approx(1400.0, rel=0.02)
+    assert est.doubt < 0.05
+    est.reset()
+    assert est.doubt == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_the_controller_doubts_what_the_estimator_doubts(learn: bool) -> None:
+    ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W), learn=learn)
+    close_loop(ctl, Plant(0.7 * CONFIGURED_W, 1), 1)
+    assert ctl.ctl.rating_doubt == (pytest.approx(0.3) if learn else 0.0)
+    close_loop(ctl, Plant(0.7 * CONFIGURED_W, 1), 600)
+    assert ctl.ctl.rating_doubt == (ctl.estimator.doubt if learn else 0.0)
+    if learn:
+        assert ctl.estimator.doubt < 0.05
+
+
 def test_learning_off_keeps_the_configured_rating() -> None:
     ctl = AdaptiveController(ControlParams(rating_w=CONFIGURED_W), learn=False)
     close_loop(ctl, Plant(1.3 * CONFIGURED_W, 1), 300)
