@@ -39,12 +39,13 @@ Why it looks like this:
   each well above the surplus's jitter (a cloud edge, not household noise), the lead
   follows the edge's S shape instead: from the increments' own curvature, accelerating
   early, stopping at the edge's end, never further than the edge has come (so not past a
-  step's end). A rating off by a share e puts e x each of our moves into the surplus
-  estimate, as if the sun moved: while the rating is in doubt (`rating_doubt`, from the
-  learner), each increment is led on only as far as it stands under every plausible
-  rating (a load drawing 0.7x led on its own moves past a falling edge's end and rang).
-  A jump of the export by the commanded power is tested only once it holds for a
-  reading: a rising edge can match it in size, but it rises on.
+  step's end), and only where they have an S's shape (not a dip in the middle). A rating
+  off by a share e puts e x each of our moves into the surplus estimate, as if the sun
+  moved: while the rating is in doubt (`rating_doubt`, from the learner), each increment
+  is led on only as far as it stands under every plausible rating (a load drawing 0.7x
+  led on its own moves past a falling edge's end and rang). A jump of the export by the
+  commanded power is tested only once it holds for a reading: a rising edge can match it
+  in size, but it rises on.
 - Time constants and the slew limit are in seconds, so 0.25 s, 1 s or 2 s data give the
   same behaviour in time; deadbeat is as fast as the data allow at any rate."""
 
@@ -351,7 +352,10 @@ class Controller:
         hi = max(d0, d1, d2)
         smallest = min(abs(d0), abs(d1), abs(d2))
         long_lead = n * dt > _RAMP_SLOWING_S
-        if long_lead and (lo > 0.0 or hi < 0.0) and smallest >= _EDGE_JITTER * self._jitter_w:
+        # (an S's increments rise, then fall: a middle one below both neighbours is the
+        # cloud's texture, which the fit took for an edge still accelerating)
+        if long_lead and (lo > 0.0 or hi < 0.0) and smallest >= _EDGE_JITTER * self._jitter_w \
+                and abs(d1) >= min(abs(d0), abs(d2)):
             # a cloud edge under way, seen readings seconds apart: follow its S shape (it
             # accelerates, then slows), which leads early and stops at its end
             # (over the delay window once the meter has shown its delay: leading a meter

@@ -431,6 +431,23 @@ def test_a_doubted_rating_keeps_our_own_moves_out_of_the_ramp_lead(s0: float, s1
     assert ringing <= 20.0
 
 
+def test_a_dip_in_an_edge_is_texture_not_an_s_shape() -> None:
+    """An S-shaped edge's increments rise, then fall; a middle one smaller than both
+    neighbours is the cloud's texture. Fitted as an S it reads as still accelerating, and
+    the lead ran on (at 2 s readings one late: seed 6 `cloud_ramps`, the command 881 W
+    below the surplus estimate, 606 W below where the edge stopped)."""
+    ctl = Controller(ControlParams(rating_w=2600.0))
+    levels = [2600.0] * 120 + [2460.0, 2082.0, 1659.0, 1473.0, 1154.0] + [1154.0] * 8
+    fraction, shown, commands = 0.0, -levels[0], []
+    for surplus in levels:
+        reading = fraction * 2600.0 - surplus  # shown one reading late
+        fraction = ctl.step(shown, 2.0)
+        shown = reading
+        commands.append(ctl.command_w)
+    assert min(commands) >= 1154.0 - 100.0
+    assert commands[-1] == pytest.approx(1154.0, abs=1.0)
+
+
 def _surplus_seen(increment_w: float, dt_s: float, ramp_lead: float) -> float:
     """The controller's surplus estimate after a surplus that jittered by +-20 W for 80
     readings, then rose three times by `increment_w`: a linear load drawing its rating
