@@ -30,7 +30,8 @@ Why it looks like this:
   (backing off up to 16x `probe_every_s`). A move the meter does not see => `saturated`:
   the command then follows the surplus as if the load drew it, so a closing thermostat
   meets the right power (no burst); the closing is recognised by the reading moving by the
-  commanded power, or by a big move that the meter sees.
+  commanded power (within 15 %: a learned rating lags a drifting mains voltage), or by a
+  big move that the meter sees.
 - Ramps (cloud edges): the surplus moves on while our command travels to the meter; on
   three consistent increments, each above the surplus's jitter per reading (household
   noise wanders over seconds and often agrees three times), we lead by the increment over
@@ -69,6 +70,10 @@ _RAMP_SLOWING_S = 2.0  # a ramp lead over longer than this meets a cloud edge sl
 _LEAD_JITTER = 1.0  # a ramp is led only on increments each this many times the jitter ...
 _LEAD_JITTER_LONG = 1.5  # ... or this many where the lead spans seconds (n x increment)
 _EDGE_JITTER = 8.0  # increments this many times the surplus's jitter are a cloud edge
+_CLOSING_TOLERANCE = 0.15  # a closing shows as a rise by the commanded power within this
+# share (with the saturation test's size): a rating that lags the mains voltage (+-10 % in
+# volts, +-20 % in power over an hour) is 10-15 % off; at 0.1 such closings were missed and
+# the probing dips met them, exporting the load's power for two readings each
 
 
 _DEFAULTS = {name: key.default for name, key in TUNABLES.items()}
@@ -457,7 +462,7 @@ class Controller:
             moved = abs(soff[0] - before)
             off_by = lo_on - before if before < lo_on else before - hi_on if before > hi_on \
                 else 0.0
-            tolerance = 0.1 * (moved + sat)
+            tolerance = _CLOSING_TOLERANCE * (moved + sat)
             if full and before > soff[0]:
                 tolerance = max(tolerance, 0.3 * moved)
             if moved >= 0.5 * sat and off_by < tolerance:

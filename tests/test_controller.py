@@ -105,6 +105,28 @@ def test_thermostat_open_and_close_without_burst(actuator: str, delay: int,
     assert import_wh < 0.11
 
 
+@pytest.mark.parametrize("draws", [0.86, 1.14])
+def test_a_closing_is_seen_though_the_rating_is_off(draws: float) -> None:
+    """The load draws 14 % less or more than the rating the controller runs on (a learned
+    rating lags a mains voltage that drifts by +-10 %): a closing thermostat still shows
+    as the reading rising by about the commanded power, and is recognised at once, not
+    by the next probing dip (which met the closing and exported the load's power)."""
+    ctl = Controller(ControlParams(rating_w=2400.0))
+    fraction, shown, commands = 0.0, -1800.0, []
+    for i in range(212):
+        closed = i >= 200  # open from the start: found by the start-up test
+        drawn = fraction * 2400.0 * draws if closed else 0.0
+        reading = drawn - 1800.0 + (7.0 if i % 2 else -7.0)
+        fraction = ctl.step(shown, 1.0)
+        shown = reading
+        if i == 199:
+            assert ctl.saturated
+        if i >= 202:
+            assert not ctl.saturated
+            commands.append(ctl.command_w * draws)
+    assert min(commands) > 1400.0
+
+
 def test_thermostat_opening_at_full_power_is_probed() -> None:
     """At 100 % more command cannot show anything: a sharp jump of export by the load's
     power triggers a dip that reveals it; the closing then meets the surplus."""
