@@ -16,12 +16,10 @@ loses), so it follows the PWM load's estimate."""
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from itertools import accumulate
 from typing import Any
 
 from vzdivert.rtworker.allocator import Allocator
-from vzdivert.rtworker.rating import RatingEstimator
+from vzdivert.rtworker.rating import RatingEstimator, weighted_median
 
 SAMPLES = 9          # recent switches kept per load
 PRIOR_WEIGHT = 0.9   # the configured rating counts like 0.9 of a switch: the first answer wins,
@@ -63,9 +61,8 @@ class SwitchedRating:
         """Weighted median of the samples and the prior; confidence as for the PWM load:
         the data's share of the weight times the share agreeing within 5 %."""
         items = sorted([(s, 1.0) for s in self.samples] + [(self.prior, PRIOR_WEIGHT)])
-        cumulative = list(accumulate(w for _, w in items))
-        total = cumulative[-1]
-        self.value = median = items[bisect_left(cumulative, 0.5 * total)][0]
+        total = sum(w for _, w in items)
+        self.value = median = weighted_median(items)
         n = len(self.samples)
         agree = sum(1 for s in self.samples if abs(s - median) <= 0.05 * median)
         self.confidence = (n / total) * (agree / n) if n else 0.0

@@ -23,6 +23,8 @@ off it may still be: 30 % before any move, less as moves agree about it."""
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from itertools import accumulate
 from typing import Any
 
 from vzdivert.rtworker.curve_correction import CurveCorrection
@@ -41,6 +43,12 @@ BELOW = 0.7            # a ratio under this share of the estimate says 'less' (s
                        # in a wandering surplus read up to ~28 % low at the right rating)
 DOUBT = 0.3            # how far off a configured rating commonly is (fraction), before data
 _DELAY_TAU = 120.0     # evidence about the meter's delay fades with this (s)
+
+
+def weighted_median(items: list[tuple[float, float]]) -> float:
+    """The value at half the total weight of (value, weight) pairs sorted by value."""
+    cumulative = list(accumulate(w for _, w in items))
+    return items[bisect_left(cumulative, 0.5 * cumulative[-1])][0]
 
 
 class RatingEstimator:
@@ -266,12 +274,7 @@ class RatingEstimator:
         prior yet)."""
         items = sorted([*self.ratios, (self.configured_w, PRIOR_WEIGHT)])
         total = sum(w for _, w in items)
-        acc, median = 0.0, self.configured_w
-        for r, w in items:
-            acc += w
-            if acc >= 0.5 * total:
-                median = r
-                break
+        median = weighted_median(items)
         data_w = total - PRIOR_WEIGHT
         agree = sum(w for r, w in self.ratios if abs(r - median) <= 0.05 * median)
         self.confidence = (data_w / total) * (agree / data_w if data_w > 0 else 0.0)
@@ -287,12 +290,6 @@ class RatingEstimator:
         shrinks with their number."""
         if not self.ratios:
             return DOUBT
-        devs = sorted((abs(r - median) / median, w) for r, w in self.ratios)
-        half, acc, mad = 0.5 * sum(w for _, w in devs), 0.0, devs[-1][0]
-        for dev, w in devs:
-            acc += w
-            if acc >= half:
-                mad = dev
-                break
+        mad = weighted_median(sorted((abs(r - median) / median, w) for r, w in self.ratios))
         spread = max(0.05, 1.4826 * mad)
         return 1.0 / math.sqrt(1.0 / DOUBT ** 2 + len(self.ratios) / spread ** 2)
