@@ -6,16 +6,18 @@ foresight, bench/relay_plan.py). Prints loss above each oracle, relay switches p
 how well a relay thermostat opening while on is seen; then relays that draw other than
 configured, with learning on and off; opt-in, a causal yardstick (no foresight, the best
 policy for a switch price: bench/causal_plan.py). Run: python bench/control.py --loads
-(or python bench/loads.py [--seeds K] [--causal])"""
+(or python bench/loads.py [--seeds K] [--warm] [--causal])"""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,6 +83,7 @@ WRONG: dict[str, tuple[Scenario, tuple[RelayLoad, ...]]] = {
 CONFIGURED_W = {name: (1000.0, 2000.0) for name in WRONG}
 LEARNED_AT_S = 900.0  # the relays' learned ratings are read after this much operation
 ENGINES = ("ours", "threshold", "oracle", "oracle_min")
+WARM_SEED = 1000  # ours_warm: first an hour of the same weather on seed + this (another day)
 MIN_ON_OFF_S = 60.0  # ours: the example's minimum on/off (the threshold engine uses 5 min)
 
 
@@ -322,6 +325,10 @@ def _switches(plan: list[int]) -> int:
     return sum((a ^ b).bit_count() for a, b in zip(plan, plan[1:], strict=False))
 
 
+class Engine(Protocol):
+    def act(self, grid_w: float, t: float, house: House) -> tuple[float, list[bool]]: ...
+
+
 @dataclass
 class Result:
     loss_wh: float
@@ -363,21 +370,18 @@ def _run(name: str, engine: str, seed: int, overrides: dict[str, float]) -> Resu
             else OracleBudget(relays, overrides, costs, house.dt_s, float(engine[7:]))
     elif engine.startswith("causal_"):
         eng = Causal(scenario, relays, overrides, float(engine[7:]), house.dt_s)
+    elif engine == "ours_warm":
+        eng = Ours(relays, overrides, CONFIGURED_W.get(name))
+        before = Ours(relays, overrides, CONFIGURED_W.get(name))
+        _drive(House(scenario, seed=seed + WARM_SEED, dt_s=1.0, meter_delay_samples=1,
+                     actuator=ACTUATOR, rating_w=RATING_W, relays=relays), before)
+        for mine, theirs in zip(eng.core.allocator.relays, before.core.allocator.relays,
+                                strict=True):
+            mine.shortfalls = copy.deepcopy(theirs.shortfalls)
     else:
         eng = {"ours": Ours, "threshold": Threshold, "oracle": Oracle}[engine](
             relays, overrides, CONFIGURED_W.get(name))
-    grid_w = house.step(0.0, [False] * len(relays))
-    warm = False
-    learned: list[float] = []
-    while not house.finished:
-        duty, on = eng.act(grid_w, house.t_s, house)
-        grid_w = house.step(duty, on)
-        if not warm and house.t_s >= WARM_UP_S - 1e-6:  # start-up min_off is behind us
-            house.tally, house.relay_switches, warm = Tally(), 0, True
-            if isinstance(eng, Ours):
-                eng.reset_tally()
-        if isinstance(eng, Ours) and not learned and house.t_s >= LEARNED_AT_S - 1e-6:
-            learned = eng.learned()
+    learned = _drive(house, eng)
     if isinstance(eng, Oracle):
         _COSTS[(name, seed)] = eng.costs
     tally = house.tally
@@ -390,6 +394,24 @@ def _run(name: str, engine: str, seed: int, overrides: dict[str, float]) -> Resu
         res.relay_drawn_wh = sum(eng.drawn_wh)
         res.tests, res.found = eng.tests, eng.found
     return res
+
+
+def _drive(house: House, eng: Engine) -> list[float]:
+    """Run the house to its end, tallying from WARM_UP_S; ours' learned relay ratings at
+    LEARNED_AT_S."""
+    grid_w = house.step(0.0, [False] * len(house.relays_on))
+    warm = False
+    learned: list[float] = []
+    while not house.finished:
+        duty, on = eng.act(grid_w, house.t_s, house)
+        grid_w = house.step(duty, on)
+        if not warm and house.t_s >= WARM_UP_S - 1e-6:  # start-up min_off is behind us
+            house.tally, house.relay_switches, warm = Tally(), 0, True
+            if isinstance(eng, Ours):
+                eng.reset_tally()
+        if isinstance(eng, Ours) and not learned and house.t_s >= LEARNED_AT_S - 1e-6:
+            learned = eng.learned()
+    return learned
 
 
 def totals(seed: int, overrides: dict[str, float]) -> dict[str, float]:
@@ -443,12 +465,22 @@ def seed_rows(seeds: int, overrides: dict[str, float], first: int = 1) -> None:
     print("| seed | ours | threshold | oracle | oracle_min | ratio (oracle) | "
           "ratio (oracle_min) | clouds_5k switches/h: ours, oracle_min |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    pooled = dict.fromkeys(ENGINES, 0.0)
+    met = 0
     for seed in range(first, first + seeds):
         tot = totals(seed, overrides)
         free, held = ratios(tot)
         print(f"| {seed} | {tot['ours']:.1f} | {tot['threshold']:.1f} | {tot['oracle']:.1f} | "
               f"{tot['oracle_min']:.1f} | {free:.3f} | {held:.3f} | {tot['switches']:.0f}, "
               f"{tot['switches_min']:.0f} |")
+        met += held <= 0.25 and tot["switches"] <= 6
+        for e in ENGINES:
+            pooled[e] += tot[e]
+    free, held = ratios(pooled)
+    print(f"\nPooled over the {seeds} seeds (loss summed over seeds and scenarios): ours above "
+          f"oracle_min {pooled['ours'] - pooled['oracle_min']:.1f} Wh = {held:.3f} x the "
+          f"threshold engine's {pooled['threshold'] - pooled['oracle_min']:.1f} Wh (above the "
+          f"free oracle {free:.3f}); both targets met on {met} of the {seeds} seeds alone.")
 
 
 def budget_rows(seeds: int, per_hour: int, overrides: dict[str, float]) -> None:
@@ -540,6 +572,30 @@ def causal_rows(seeds: int, overrides: dict[str, float], fixed: float | None = N
         print(f"| {n} | " + " | ".join(f"{o - c:+.1f}" for o, c in pairs) + " |")
 
 
+def warm_rows(seeds: int, overrides: dict[str, float], first: int = 1) -> None:
+    """Ours' first hour (the tables above) against the same hour after an hour of the same
+    weather on another day (seed + WARM_SEED): the relays' learned shortfall time scale
+    carried over, as in a worker that has run since the morning."""
+    clouds = ("clouds_5k", "slow_clouds_5k", "one_relay_clouds")
+    print(f"\nOurs in its first hour vs after an hour of the same weather (seed + {WARM_SEED}) "
+          "taught the relays' shortfall time scale; loss in Wh / relay switches an hour; "
+          "ratio vs oracle_min over all scenarios:\n")
+    print("| seed | " + " | ".join(f"{n}: first, after" for n in clouds) +
+          " | ratio: first, after |")
+    print("|---:|" + "---:|" * (len(clouds) + 1))
+    for seed in range(first, first + seeds):
+        tot = totals(seed, overrides)
+        warm = dict(tot, ours=sum(run(n, "ours_warm", seed, overrides).loss_wh
+                                  for n in SCENARIOS))
+        cells = []
+        for n in clouds:
+            a, b = run(n, "ours", seed, overrides), run(n, "ours_warm", seed, overrides)
+            cells.append(f"{a.loss_wh:.1f} / {a.switches_per_h:.0f}, "
+                         f"{b.loss_wh:.1f} / {b.switches_per_h:.0f}")
+        print(f"| {seed} | " + " | ".join(cells) +
+              f" | {ratios(tot)[1]:.3f}, {ratios(warm)[1]:.3f} |")
+
+
 def wrong_rows(seeds: int, overrides: dict[str, float]) -> None:
     """Relays drawing 1.3x and 0.7x their configured ratings: loss above the oracle with
     learning on and off, and what was learned after LEARNED_AT_S."""
@@ -576,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=0, metavar="N",
                     help="also: an oracle with min times and at most N relay switches an "
                          "hour, over the seeds (slow: a dynamic programme per bisection step)")
+    ap.add_argument("--warm", action="store_true",
+                    help="also: ours after an hour of the same weather (the learned shortfall "
+                         "time scale carried over) over the seeds")
     ap.add_argument("--causal", action="store_true",
                     help="also: the causal yardstick (no foresight, a priced switch policy) "
                          "over the seeds (slow: a switch-price sweep per seed)")
@@ -594,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds:
         seed_rows(args.seeds, overrides, args.first_seed)
     wrong_rows(max(args.seeds, 1), overrides)
+    if args.warm:
+        warm_rows(args.seeds or 1, overrides, args.first_seed)
     if args.causal:
         causal_rows(args.seeds or 1, overrides, args.causal_price)
     if args.budget:
