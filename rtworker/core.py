@@ -78,7 +78,8 @@ class WorkerCore:
         self.holds = Holds()
         self.tank = TankLimit(limits_from_config(cfg))
         self.hot = HotWaterModes(self.holds, self.tank, self.pwm_load,
-                                 [self.pwm_load, *(r.name for r in self.allocator.relays)])
+                                 [self.pwm_load, *(r.name for r in cfg.relays)],
+                                 tank_loads(cfg))
         self.controller = AdaptiveController(self._control_params(cfg),
                                              learn=self._learns(cfg))
         self.curve = self.controller.corrected(curve_from_config(cfg))  # + learned shape
@@ -505,6 +506,11 @@ class WorkerCore:
 
 def _has_kind(ended: list[tuple[str, Hold]], kind: str) -> bool:
     return any(hold.kind == kind for _, hold in ended)
+
+
+def tank_loads(cfg: Any) -> list[str]:
+    """The loads that heat the tank: the PWM load and each relay with ``heats_tank``."""
+    return [cfg.load.name, *(r.name for r in cfg.relays if r.heats_tank)]
 
 
 def allocator_from_config(cfg: Any, now: float) -> Allocator:

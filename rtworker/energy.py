@@ -1,6 +1,7 @@
 """Diverted-energy counter: integrates the modelled load power only while the output is
 really on, keeps today and total, and persists atomically (at most ``save_every_s`` lost on
-a crash, nothing on a clean stop)."""
+a crash, nothing on a clean stop). A second total counts only what went into the tank (the
+daily guarantee's measure): loads that heat something else (``not_tank``) are left out."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ ENERGY_FILE = "energy.json"
 
 
 class EnergyCounter:
-    def __init__(self, state_dir: str | Path, save_every_s: float = 60.0):
+    def __init__(self, state_dir: str | Path, save_every_s: float = 60.0,
+                 not_tank: frozenset[str] = frozenset()):
         self.path = Path(state_dir) / ENERGY_FILE
         self.save_every_s = save_every_s
+        self.not_tank = not_tank
         data = read_json(self.path, {}) or {}
         self.total_wh = float(data.get("total_wh", 0.0))
+        # a file from before this total: every load heated the tank then
+        self.tank_wh = float(data.get("tank_wh", self.total_wh))
         self.day = _today()  # once: a start at midnight must not see two days
         same_day = data.get("day", self.day) == self.day
         self.today_wh = float(data.get("today_wh", 0.0)) if same_day else 0.0
@@ -37,6 +42,8 @@ class EnergyCounter:
         wh = power_w * dt_s / 3600.0
         self.total_wh += wh
         self.today_wh += wh
+        if load not in self.not_tank:
+            self.tank_wh += wh
         if load is not None:
             self.loads_today_wh[load] = self.loads_today_wh.get(load, 0.0) + wh
         self._dirty = True
@@ -55,6 +62,7 @@ class EnergyCounter:
 
     def save(self) -> None:
         write_json(self.path, {"total_wh": round(self.total_wh, 6),
+                               "tank_wh": round(self.tank_wh, 6),
                                "today_wh": round(self.today_wh, 6), "day": self.day,
                                "loads_today_wh": {k: round(v, 6)
                                                   for k, v in self.loads_today_wh.items()}})

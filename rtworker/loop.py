@@ -29,7 +29,8 @@ class Worker:
     def __init__(self, cfg: Config, runtime_dir: Path, outputs: OutputSet, ctx: zmq.Context,
                  realtime: dict[str, Any] | None = None):
         self.outputs = outputs
-        self.energy = EnergyCounter(cfg.state.dir)
+        self.energy = EnergyCounter(cfg.state.dir, not_tank=frozenset(
+            r.name for r in cfg.relays if not r.heats_tank))
         self.core = WorkerCore(cfg, self.energy, time.monotonic())
         self.rating_stores = [RatingStore(cfg.state.dir, learned, load=key)
                               for key, learned in self.core.estimators.items()]
@@ -139,6 +140,7 @@ class Worker:
         return {"ts": time.time(), "seq": self.seq,
                 **self.core.state(now, self.energy.loads_today_wh),
                 "energy_wh": self.energy.total_wh, "energy_today_wh": self.energy.today_wh,
+                "tank_energy_wh": self.energy.tank_wh,
                 "loop": self.core.stats.summary(now), "realtime": self.realtime}
 
     def status(self) -> dict[str, Any]:

@@ -23,9 +23,12 @@ class HotWaterModes:
     """Puts the modes' and the tank limit's holds on the loads. Boost at full power and
     top-up are no hold: ``full_kind`` tells the core to run the controller at full power."""
 
-    def __init__(self, holds: Holds, tank: TankLimit, pwm_load: str, loads: list[str]) -> None:
+    def __init__(self, holds: Holds, tank: TankLimit, pwm_load: str, loads: list[str],
+                 tank_loads: list[str] | None = None) -> None:
         self.holds, self.tank = holds, tank
         self.pwm_load, self.loads = pwm_load, loads  # every load, the PWM load among them
+        # the loads that heat the tank (its limit holds only them): by default every one
+        self.tank_loads = loads if tank_loads is None else tank_loads
         self.full_kind = ""  # BOOST or TOPUP while the controller runs at full power ...
         self.full_until = 0.0  # ... until this (monotonic), unless refreshed
         self.held = ""  # why the tank limit holds the loads off ("" = it does not)
@@ -72,15 +75,15 @@ class HotWaterModes:
         return was_full
 
     def tank_hold(self, now: float) -> None:
-        """Put the tank limit's off-hold on every load, or lift it. Stale data do not end
-        it: only the tank does."""
+        """Put the tank limit's off-hold on every load that heats the tank, or lift it. Stale
+        data do not end it: only the tank does."""
         held = self.tank.held(now)
         if held and held != self.held:
             if not self.held:
                 log.warning("heating held: %s", held)
-            self.holds.put_all(self.loads, Hold(TANK, 0.0, math.inf, held, ends_on_stale=False,
-                                                freezes_control=False))
+            self.holds.put_all(self.tank_loads, Hold(TANK, 0.0, math.inf, held,
+                                                     ends_on_stale=False, freezes_control=False))
         if self.held and not held:
             log.info("heating resumes: tank limit lifted")
-            self.holds.clear_all(self.loads, TANK)
+            self.holds.clear_all(self.tank_loads, TANK)
         self.held = held

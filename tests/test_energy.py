@@ -39,6 +39,20 @@ def test_new_day_keeps_total_and_restarts_today(tmp_path: Path) -> None:
     assert e.total_wh == 5.0 and e.today_wh == 0.0
 
 
+def test_the_tank_total_leaves_out_loads_that_heat_something_else(tmp_path: Path) -> None:
+    """The daily guarantee counts what went into the tank: not a pool pump's energy."""
+    (tmp_path / ENERGY_FILE).write_text(json.dumps(
+        {"total_wh": 5.0, "today_wh": 2.0, "day": "2020-01-01"}))  # from before the tank total
+    e = EnergyCounter(tmp_path, not_tank=frozenset({"pool pump"}))
+    assert e.tank_wh == 5.0  # then every load heated the tank
+    e.add(3600.0, 1.0, "heater")
+    e.add(3600.0, 2.0, "pool pump")
+    e.add(3600.0, 1.0)  # unnamed: the single PWM load
+    assert e.total_wh == pytest.approx(9.0) and e.tank_wh == pytest.approx(7.0)
+    e.save()
+    assert EnergyCounter(tmp_path).tank_wh == pytest.approx(7.0)
+
+
 def test_no_energy_while_stale_and_kept_across_restart(tmp_path: Path,
                                                        emulator: PigpiodEmulator) -> None:
     system = System(tmp_path, f'driver = "pigpio"\npigpio_port = {emulator.port}').start()

@@ -153,7 +153,8 @@ def test_a_planned_top_up_reaches_the_ui_at_once_and_before_the_worker(rig) -> N
     events: list[tuple[str, str]] = []
     real_pub, real_worker = hw.pub, hw.worker
     hw.pub, hw.worker = Recorder(events, real_pub), Recorder(events, real_worker)
-    hw.worker_state = {"energy_wh": 0.0, "saturated": False, "mode": "auto", "stale": False}
+    hw.worker_state = {"tank_energy_wh": 0.0, "saturated": False, "mode": "auto",
+                       "stale": False}
     try:
         hw.tick(100.0, deadline - 200)        # plans: 20 Wh from deadline - 96 s
         assert hw.plan is not None and hw.plan.start_at == pytest.approx(deadline - 96)

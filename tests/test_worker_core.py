@@ -318,6 +318,28 @@ def test_a_hold_that_lets_control_run_fixes_its_load_and_the_relays_fill_around_
     assert loads["heater"]["held"] == "held" and rig.core.state(rig.t)["mode"] == "auto"
 
 
+def test_a_relay_that_heats_something_else_takes_the_surplus_while_the_tank_is_hot() -> None:
+    rig = Relays()
+    rig.cfg = validate({"watchdog": {"stale_after_s": 10.0}, "load": {"rating_w": 2000.0},
+                        "tank": {"sensor": "mqtt:tank/temp", "max_c": 60},
+                        "relays": [{"name": "stage 2", "gpio": 17, "rating_w": 1000.0},
+                                   {"name": "pool pump", "gpio": 18, "rating_w": 1000.0,
+                                    "heats_tank": False}]})
+    rig.core = WorkerCore(rig.cfg, rig.energy, 0.0)
+    rig.core.start(0.0)
+    rig.t = 61.0
+    rig.core.tank_reading(50.0, 0.0, "", rig.t)
+    rig.run_until(closed_loop(2600.0), 30)
+    assert rig.core.levels[RELAY] == 1.0 and rig.core.levels["relay:pool pump"] == 0.0
+    assert rig.core.duty > 0.5  # the heater and its stage take the surplus first
+    rig.core.tank_reading(61.0, 0.0, "", rig.t)  # the tank is hot
+    rig.run_until(closed_loop(2600.0), 30)
+    assert rig.core.duty == 0.0 and rig.core.levels[RELAY] == 0.0  # both heat the tank
+    assert rig.core.levels["relay:pool pump"] == 1.0  # not the tank's: it takes the surplus
+    held = {load["name"]: load["held"] for load in rig.core.state(rig.t)["loads"]}
+    assert "60" in held["heater"] and "60" in held["stage 2"] and held["pool pump"] == ""
+
+
 def test_a_relay_thermostat_opening_while_on_is_found_and_shown() -> None:
     rig = Relays()
     rig.t = 61.0

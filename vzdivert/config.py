@@ -531,6 +531,11 @@ RELAY_KEYS: tuple[Key, ...] = (
     Key("relays", "priority", int, 0,
         "Order of filling among the loads: lower first (the PWM load's is [load] priority).",
         min=-100, max=100),
+    Key("relays", "heats_tank", bool, True,
+        "The load heats the hot-water tank: the tank's temperature limit holds it off and its "
+        "energy counts toward the daily guarantee. false for a pool pump, a heat pump's "
+        "SG-ready contact or any other sink, which then takes the surplus while the tank is "
+        "hot."),
 )
 REQUIRED_RELAY_KEYS = ("name", "gpio", "rating_w")
 

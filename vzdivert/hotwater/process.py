@@ -161,11 +161,12 @@ class HotWater:
         if self.mode == "boost" and fresh_c is not None and fresh_c >= self.cfg.tank.max_c:
             self._set_mode("auto", None, 0.0, f"boost ended: tank at {fresh_c:.1f} °C")
         ws = self.worker_state
-        if mono >= self.next_plan and ws.get("energy_wh") is not None:
+        if mono >= self.next_plan and ws.get("tank_energy_wh") is not None:
             # only with the worker's energy counter: a 0 before its first state would count
-            # its whole total as delivered since the deadline
+            # its whole total as delivered since the deadline. What went into the tank:
+            # a relay that heats something else (heats_tank = false) is not counted
             self.next_plan = mono + PLAN_EVERY_S
-            energy = ws["energy_wh"]
+            energy = ws["tank_energy_wh"]
             opened = bool(ws.get("saturated")) and ws.get("mode") in ("topup", "boost") \
                 and not ws.get("stale", True)
             was = self.effective()
