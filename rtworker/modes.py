@@ -24,11 +24,10 @@ class HotWaterModes:
     top-up are no hold: ``full_kind`` tells the core to run the controller at full power."""
 
     def __init__(self, holds: Holds, tank: TankLimit, pwm_load: str, loads: list[str],
-                 tank_loads: list[str] | None = None) -> None:
+                 tank_loads: list[str]) -> None:
         self.holds, self.tank = holds, tank
         self.pwm_load, self.loads = pwm_load, loads  # every load, the PWM load among them
-        # the loads that heat the tank (its limit holds only them): by default every one
-        self.tank_loads = loads if tank_loads is None else tank_loads
+        self.tank_loads = tank_loads  # those that heat the tank: its limit holds only them
         self.full_kind = ""  # BOOST or TOPUP while the controller runs at full power ...
         self.full_until = 0.0  # ... until this (monotonic), unless refreshed
         self.held = ""  # why the tank limit holds the loads off ("" = it does not)
