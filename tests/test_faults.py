@@ -158,7 +158,10 @@ def test_relay_data_stop(relay_system: System, relay_emulator: PigpiodEmulator) 
     t0 = time.monotonic()
     wait_for(lambda: all_off(emu), 5, what="every output off after the data stop")
     assert time.monotonic() - t0 < 2.5  # stale_after_s = 2, like the PWM
-    assert [load["on"] for load in system.state()["loads"]] == [False, False]
+    # the worker writes the outputs first and publishes its state after: the dashboard
+    # shows it a moment later than the pins, so wait for it rather than race it
+    wait_for(lambda: [load["on"] for load in system.state()["loads"]] == [False, False], 2,
+             what="the dashboard shows every load off")
 
 
 def test_relay_kill_9_and_sigstop_of_the_worker(relay_system: System,
