@@ -15,7 +15,7 @@ import zmq
 from vzdivert import bus
 from vzdivert.config import Config, ConfigError
 from vzdivert.output import FrequencyUnsupported, OutputSet
-from vzdivert.rtworker.core import Plan, Refused, WorkerCore
+from vzdivert.rtworker.core import Plan, Refused, WorkerCore, tank_loads
 from vzdivert.rtworker.curves import curve_from_config
 from vzdivert.rtworker.energy import EnergyCounter
 from vzdivert.rtworker.rating_store import RatingStore
@@ -29,8 +29,8 @@ class Worker:
     def __init__(self, cfg: Config, runtime_dir: Path, outputs: OutputSet, ctx: zmq.Context,
                  realtime: dict[str, Any] | None = None):
         self.outputs = outputs
-        self.energy = EnergyCounter(cfg.state.dir, not_tank=frozenset(
-            r.name for r in cfg.relays if not r.heats_tank))
+        relays = frozenset(r.name for r in cfg.relays)
+        self.energy = EnergyCounter(cfg.state.dir, not_tank=relays - set(tank_loads(cfg)))
         self.core = WorkerCore(cfg, self.energy, time.monotonic())
         self.rating_stores = [RatingStore(cfg.state.dir, learned, load=key)
                               for key, learned in self.core.estimators.items()]
